@@ -1,0 +1,1 @@
+"""Models of the botcontrol app arrive with its issue."""

@@ -1,0 +1,263 @@
+"""The operators' view of the pipeline: read-only rows, plus replay / retry / release actions."""
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from kommo_hub.intake.processing import event_replay
+from kommo_hub.models import (
+    Alert,
+    Contact,
+    Conversation,
+    InboundEvent,
+    InboundRequest,
+    Lead,
+    LeadNote,
+    Message,
+    OutboundAction,
+    WorkerHeartbeat,
+)
+from kommo_hub.outbox.services import actions_requeue
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _pretty_json(value: Any) -> str:
+    return format_html(
+        "<pre style='white-space:pre-wrap'>{}</pre>",
+        json.dumps(value, indent=2, ensure_ascii=False),
+    )
+
+
+class InboundEventInline(admin.TabularInline):
+    model = InboundEvent
+    fields = readonly_fields = ("event_type", "status", "dedupe_key", "result")
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(InboundRequest)
+class InboundRequestAdmin(ReadOnlyAdmin):
+    list_display = ["id", "source", "received_at", "accepted", "duplicates", "content_type"]
+    list_filter = ["source", "received_at"]
+    search_fields = ["=id", "body"]
+    readonly_fields = [
+        "source",
+        "received_at",
+        "content_type",
+        "remote_addr",
+        "accepted",
+        "duplicates",
+        "headers",
+        "body",
+    ]
+    inlines = [InboundEventInline]
+
+
+@admin.register(InboundEvent)
+class InboundEventAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "source",
+        "event_type",
+        "status",
+        "attempts",
+        "lead",
+        "created_at",
+        "next_attempt_at",
+    ]
+    list_filter = ["source", "status", "event_type"]
+    search_fields = [
+        "=id",
+        "external_id",
+        "dedupe_key",
+        "lead__name",
+        "lead__phone",
+        "lead__email",
+        "=lead__kommo_lead_id",
+    ]
+    list_select_related = ["lead"]
+    readonly_fields = [
+        "request",
+        "source",
+        "event_type",
+        "dedupe_key",
+        "external_id",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "locked_until",
+        "result",
+        "last_error",
+        "lead",
+        "created_at",
+        "processed_at",
+        "payload_pretty",
+        "raw_body",
+    ]
+    exclude = ["payload"]
+    actions = ["replay"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description=_("payload"))
+    def payload_pretty(self, obj: InboundEvent) -> str:
+        return _pretty_json(obj.payload)
+
+    @admin.display(description=_("raw body"))
+    def raw_body(self, obj: InboundEvent) -> str:
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", obj.request.body)
+
+    @admin.action(description=_("Replay selected events"))
+    def replay(self, request: HttpRequest, queryset: QuerySet[InboundEvent]) -> None:
+        count = event_replay(event_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(
+            request,
+            ngettext("%d event queued again.", "%d events queued again.", count) % count,
+            messages.SUCCESS,
+        )
+
+
+@admin.register(OutboundAction)
+class OutboundActionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "target",
+        "action",
+        "status",
+        "held_reason",
+        "attempts",
+        "last_status_code",
+        "lead",
+        "created_at",
+        "next_attempt_at",
+    ]
+    list_filter = ["target", "status", "action"]
+    search_fields = [
+        "=id",
+        "idempotency_key",
+        "lead__name",
+        "lead__phone",
+        "lead__email",
+        "=lead__kommo_lead_id",
+    ]
+    list_select_related = ["lead"]
+    readonly_fields = [
+        "target",
+        "action",
+        "idempotency_key",
+        "status",
+        "held_reason",
+        "attempts",
+        "next_attempt_at",
+        "locked_until",
+        "last_status_code",
+        "last_response",
+        "last_error",
+        "lead",
+        "source_event",
+        "created_at",
+        "updated_at",
+        "delivered_at",
+        "payload_pretty",
+    ]
+    exclude = ["payload"]
+    actions = ["retry", "release"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description=_("payload"))
+    def payload_pretty(self, obj: OutboundAction) -> str:
+        return _pretty_json(obj.payload)
+
+    @admin.action(description=_("Retry selected failed or dead actions (attempts start again)"))
+    def retry(self, request: HttpRequest, queryset: QuerySet[OutboundAction]) -> None:
+        count = actions_requeue(actions=queryset, reset_attempts=True)
+        self.message_user(
+            request, ngettext("%d action queued.", "%d actions queued.", count) % count
+        )
+
+    @admin.action(description=_("Release selected held actions"))
+    def release(self, request: HttpRequest, queryset: QuerySet[OutboundAction]) -> None:
+        count = actions_requeue(actions=queryset.filter(status="held"), reset_attempts=False)
+        self.message_user(
+            request, ngettext("%d action released.", "%d actions released.", count) % count
+        )
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "kind", "message", "active", "resolved_at", "resolved_by"]
+    list_filter = ["active", "kind"]
+    actions = ["resolve"]
+
+    @admin.action(description=_("Mark selected alerts resolved (releases held Kommo writes)"))
+    def resolve(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        count = queryset.filter(active=True).update(
+            active=False, resolved_at=timezone.now(), resolved_by=request.user.get_username()
+        )
+        self.message_user(
+            request, ngettext("%d alert resolved.", "%d alerts resolved.", count) % count
+        )
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    fields = readonly_fields = ("sent_at", "direction", "author_kind", "author_name", "text")
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Lead)
+class LeadAdmin(ReadOnlyAdmin):
+    list_display = ["id", "name", "phone", "email", "source", "kommo_lead_id", "created_at"]
+    list_filter = ["source", "deleted_in_kommo"]
+    search_fields = ["name", "phone", "email", "=kommo_lead_id", "source_identifier"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(Contact)
+class ContactAdmin(ReadOnlyAdmin):
+    list_display = ["id", "name", "phone", "email", "kommo_contact_id"]
+    search_fields = ["name", "phone", "email", "=kommo_contact_id"]
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ReadOnlyAdmin):
+    list_display = ["chat_id", "lead", "talk_id", "origin", "last_incoming_at", "updated_at"]
+    search_fields = ["chat_id", "=talk_id", "lead__name", "lead__phone", "=lead__kommo_lead_id"]
+    list_select_related = ["lead"]
+    inlines = [MessageInline]
+
+
+@admin.register(LeadNote)
+class LeadNoteAdmin(ReadOnlyAdmin):
+    list_display = ["kommo_note_id", "lead", "note_type", "text", "written_at"]
+    search_fields = ["text", "=kommo_lead_id"]
+    list_select_related = ["lead"]
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ["worker_id", "hostname", "pid", "started_at", "last_seen"]

@@ -1,0 +1,86 @@
+"""A sliding-window limiter shared by every process: Redis when configured, else the database.
+
+"At most N grants in any window of W seconds", not a fixed per-second bucket, so bursts at a
+second's edge cannot double the rate.
+"""
+
+import time
+from typing import Protocol
+
+import redis
+from django.conf import settings
+from django.db import transaction
+
+from kommo_hub.models import RateLimitWindow
+
+_REDIS_ACQUIRE = """
+local key, limit, window, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+if redis.call('ZCARD', key) < limit then
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, math.ceil(window * 1000) + 1000)
+  return '0'
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return tostring(tonumber(oldest[2]) + window - now)
+"""
+
+
+class RateLimited(Exception):
+    pass
+
+
+class Limiter(Protocol):
+    def try_acquire(self) -> float:
+        """Take a grant and return 0, or return the seconds to wait before trying again."""
+
+
+class DatabaseLimiter:
+    def __init__(self, key: str, limit: int, window: float) -> None:
+        self.key, self.limit, self.window = key, limit, window
+
+    def try_acquire(self) -> float:
+        RateLimitWindow.objects.get_or_create(key=self.key)
+        with transaction.atomic():
+            row = RateLimitWindow.objects.select_for_update().get(key=self.key)
+            now = time.time()
+            grants = [g for g in row.grants if g > now - self.window]
+            if len(grants) < self.limit:
+                row.grants = [*grants, now]
+                row.save(update_fields=["grants"])
+                return 0.0
+            return max(0.001, grants[0] + self.window - now)
+
+
+class RedisLimiter:
+    def __init__(self, key: str, limit: int, window: float, url: str) -> None:
+        self.key, self.limit, self.window = f"kommo_hub:ratelimit:{key}", limit, window
+        self.client = redis.Redis.from_url(url)
+        self.script = self.client.register_script(_REDIS_ACQUIRE)
+        self.counter = 0
+
+    def try_acquire(self) -> float:
+        self.counter += 1
+        member = f"{time.time_ns()}:{id(self)}:{self.counter}"
+        wait = self.script(keys=[self.key], args=[self.limit, self.window, member])
+        return max(0.0, float(wait))
+
+
+def limiter_for(key: str, *, limit: int, window: float = 1.0) -> Limiter:
+    if settings.REDIS_URL:
+        return RedisLimiter(key, limit, window, settings.REDIS_URL)
+    return DatabaseLimiter(key, limit, window)
+
+
+def acquire(limiter: Limiter, *, timeout: float) -> None:
+    """Block until a grant is taken; raise RateLimited after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        wait = limiter.try_acquire()
+        if wait == 0:
+            return
+        if time.monotonic() + wait > deadline:
+            raise RateLimited(f"no grant within {timeout:.1f}s")
+        time.sleep(wait)

@@ -1,0 +1,262 @@
+"""Keeping the hub's mirror of Kommo and its own leads. Every function is idempotent."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from kommo_hub.intake.kommo import (
+    KommoContact,
+    KommoLead,
+    KommoMessage,
+    KommoNote,
+    KommoTalk,
+    kommo_datetime,
+)
+from kommo_hub.intake.leads import UTM_KEYS, LeadIntake
+from kommo_hub.intake.normalize import normalize_email, normalize_name, normalize_phone
+from kommo_hub.models import Contact, Conversation, Lead, LeadNote, Message
+
+
+def _is_stale(current: datetime | None, incoming: datetime | None) -> bool:
+    """Kommo does not promise order: never let an older event overwrite a newer one."""
+    return current is not None and incoming is not None and incoming < current
+
+
+def lead_upsert_from_kommo(*, item: KommoLead, deleted: bool = False) -> tuple[Lead, bool]:
+    """Mirror a Kommo lead; returns (lead, changed)."""
+    lead, _ = Lead.objects.select_for_update().get_or_create(
+        kommo_lead_id=item.id, defaults={"source": "kommo"}
+    )
+    if _is_stale(lead.kommo_updated_at, item.version):
+        return lead, False
+    if deleted:
+        lead.deleted_in_kommo = True
+        lead.save(update_fields=["deleted_in_kommo", "updated_at"])
+        return lead, True
+    if item.name:
+        lead.name = normalize_name(item.name)
+    for field, value in (
+        ("kommo_status_id", item.status_id),
+        ("kommo_pipeline_id", item.pipeline_id),
+        ("kommo_responsible_user_id", item.responsible_user_id),
+        ("price", item.price),
+    ):
+        if value is not None:
+            setattr(lead, field, value)
+    if item.tags:
+        lead.tags = [t.name for t in item.tags if t.name]
+    custom = {f.name or str(f.id): f.first_value() for f in item.custom_fields}
+    utm = {k: v for k, v in custom.items() if k.lower() in UTM_KEYS and v}
+    lead.utm = {**lead.utm, **{k.lower(): v for k, v in utm.items()}}
+    lead.fields = {**lead.fields, **{k: v for k, v in custom.items() if k not in utm}}
+    lead.deleted_in_kommo = False
+    lead.kommo_updated_at = item.version or lead.kommo_updated_at
+    lead.save()
+    return lead, True
+
+
+def contact_upsert_from_kommo(*, item: KommoContact) -> tuple[Contact, bool]:
+    contact, _ = Contact.objects.select_for_update().get_or_create(kommo_contact_id=item.id)
+    if _is_stale(contact.kommo_updated_at, item.version):
+        return contact, False
+    if item.name:
+        contact.name = normalize_name(item.name)
+    phone_raw = item.field_value("PHONE")
+    if phone_raw:
+        phone = normalize_phone(phone_raw)
+        contact.phone, contact.phone_raw = phone.value, phone.raw
+    email_raw = item.field_value("EMAIL")
+    if email_raw:
+        email = normalize_email(email_raw)
+        contact.email, contact.email_raw = email.value, email.raw
+    contact.kommo_updated_at = item.version or contact.kommo_updated_at
+    contact.save()
+    linked = item.linked_lead_ids()
+    if linked:
+        Lead.objects.filter(kommo_lead_id__in=linked).update(contact=contact)
+        for lead in Lead.objects.filter(kommo_lead_id__in=linked, phone="", email=""):
+            lead.phone, lead.phone_raw = contact.phone, contact.phone_raw
+            lead.email, lead.email_raw = contact.email, contact.email_raw
+            lead.save(update_fields=["phone", "phone_raw", "email", "email_raw", "updated_at"])
+    return contact, True
+
+
+def contact_find_or_create(*, phone: str, email: str, name: str) -> Contact:
+    """One contact per person: matched by E.164 phone, else by e-mail."""
+    query = Q()
+    if phone:
+        query |= Q(phone=phone)
+    if email:
+        query |= Q(email=email)
+    contact = Contact.objects.filter(query).order_by("pk").first() if query else None
+    if contact is None:
+        return Contact.objects.create(name=name, phone=phone, email=email)
+    changed = []
+    for field, value in (("name", name), ("phone", phone), ("email", email)):
+        if value and not getattr(contact, field):
+            setattr(contact, field, value)
+            changed.append(field)
+    if changed:
+        contact.save(update_fields=[*changed, "updated_at"])
+    return contact
+
+
+def lead_create_from_intake(
+    *, intake: LeadIntake, now: datetime | None = None
+) -> tuple[Lead, bool]:
+    """A form or RD Station conversion becomes a hub lead.
+
+    The same person converting again within LEAD_MERGE_WINDOW_MINUTES (from any source) updates
+    that lead instead of opening a second one. Returns (lead, created).
+    """
+    now = now or timezone.now()
+    phone = normalize_phone(intake.phone)
+    email = normalize_email(intake.email)
+    contact = None
+    if phone.value or email.value:
+        contact = contact_find_or_create(phone=phone.value, email=email.value, name=intake.name)
+    window_start = now - timedelta(minutes=settings.LEAD_MERGE_WINDOW_MINUTES)
+    recent = (
+        Lead.objects.select_for_update()
+        .filter(contact=contact, created_at__gte=window_start)
+        .order_by("-created_at")
+        .first()
+        if contact
+        else None
+    )
+    fields = dict(intake.fields)
+    if intake.message:
+        fields["message"] = intake.message
+    if intake.area:
+        fields["area"] = intake.area
+    if recent is not None:
+        recent.utm = {**intake.utm, **recent.utm}
+        recent.fields = {**fields, **recent.fields}
+        recent.tags = sorted(set(recent.tags) | set(intake.tags))
+        recent.save(update_fields=["utm", "fields", "tags", "updated_at"])
+        return recent, False
+    lead = Lead.objects.create(
+        contact=contact,
+        name=intake.name,
+        phone=phone.value,
+        phone_raw=phone.raw,
+        email=email.value,
+        email_raw=email.raw,
+        source=intake.source,
+        source_identifier=intake.identifier[:255],
+        utm=intake.utm,
+        fields=fields,
+        tags=intake.tags,
+    )
+    return lead, True
+
+
+def conversation_upsert(
+    *,
+    chat_id: str,
+    talk_id: int | None,
+    kommo_lead_id: int | None,
+    kommo_contact_id: int | None,
+    origin: str | None,
+    is_in_work: bool | None = None,
+) -> Conversation:
+    conversation, _ = Conversation.objects.select_for_update().get_or_create(chat_id=chat_id)
+    if kommo_lead_id:
+        lead, _ = Lead.objects.get_or_create(
+            kommo_lead_id=kommo_lead_id, defaults={"source": "kommo"}
+        )
+        conversation.lead = lead
+    for field, value in (
+        ("talk_id", talk_id),
+        ("kommo_contact_id", kommo_contact_id),
+        ("origin", origin),
+        ("is_in_work", is_in_work),
+    ):
+        if value is not None:
+            setattr(conversation, field, value)
+    conversation.save()
+    return conversation
+
+
+def _author_kind(item: KommoMessage) -> str:
+    author_type = (item.author.type or "").lower()
+    if (item.type or "").lower() == "incoming" or author_type == "external":
+        return Message.AuthorKind.CUSTOMER
+    if author_type == "bot":
+        return Message.AuthorKind.BOT
+    if author_type == "user":
+        return Message.AuthorKind.SALESPERSON
+    return Message.AuthorKind.UNKNOWN
+
+
+def message_record(*, item: KommoMessage) -> tuple[Message, bool]:
+    """Store a chat message on its conversation; returns (message, created)."""
+    conversation = conversation_upsert(
+        chat_id=item.chat_id,
+        talk_id=item.talk_id,
+        kommo_lead_id=item.lead_id,
+        kommo_contact_id=item.contact_id,
+        origin=item.origin,
+    )
+    kind = _author_kind(item)
+    incoming = kind == Message.AuthorKind.CUSTOMER
+    sent_at = kommo_datetime(item.created_at)
+    attachment = item.attachment.model_dump(exclude_none=True) if item.attachment else {}
+    message, created = Message.objects.get_or_create(
+        external_id=item.id,
+        defaults={
+            "conversation": conversation,
+            "direction": Message.Direction.INCOMING if incoming else Message.Direction.OUTGOING,
+            "author_kind": kind,
+            "author_id": item.author.id or "",
+            "author_name": item.author.name[:255],
+            "message_type": item.message_type or "",
+            "text": item.text,
+            "attachment": attachment,
+            "sent_at": sent_at,
+        },
+    )
+    if (
+        created
+        and incoming
+        and sent_at
+        and (conversation.last_incoming_at is None or sent_at > conversation.last_incoming_at)
+    ):
+        conversation.last_incoming_at = sent_at
+        conversation.save(update_fields=["last_incoming_at", "updated_at"])
+    return message, created
+
+
+def talk_upsert(*, item: KommoTalk) -> Conversation | None:
+    if not item.chat_id:
+        return None
+    lead_id = item.entity_id if (item.entity_type or "").lower() in {"lead", "leads"} else None
+    return conversation_upsert(
+        chat_id=item.chat_id,
+        talk_id=item.talk_id,
+        kommo_lead_id=lead_id,
+        kommo_contact_id=item.contact_id,
+        origin=item.origin,
+        is_in_work=item.is_in_work,
+    )
+
+
+def note_record(*, item: KommoNote) -> tuple[LeadNote, bool]:
+    lead = None
+    if item.element_type in (None, "2") and item.element_id:
+        lead, _ = Lead.objects.get_or_create(
+            kommo_lead_id=item.element_id, defaults={"source": "kommo"}
+        )
+    return LeadNote.objects.get_or_create(
+        kommo_note_id=item.id,
+        defaults={
+            "lead": lead,
+            "kommo_lead_id": item.element_id if lead else None,
+            "note_type": item.note_type or "",
+            "text": item.text,
+            "author_kommo_user_id": item.created_by,
+            "written_at": kommo_datetime(item.created_at or item.date_create),
+        },
+    )

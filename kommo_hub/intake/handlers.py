@@ -1,0 +1,133 @@
+"""Event type → handler. Adding a handler is one line in HANDLERS.
+
+A handler runs inside the processing transaction and returns an Outcome; it raises
+PermanentError when retrying can never help (the payload itself is wrong).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from kommo_hub.crm import services as crm
+from kommo_hub.intake.kommo import (
+    KommoContact,
+    KommoLead,
+    KommoMessage,
+    KommoNote,
+    KommoTalk,
+    KommoUnsorted,
+)
+from kommo_hub.intake.leads import LeadIntake, form_lead, rd_converted_lead, rd_legacy_lead
+from kommo_hub.models import InboundEvent, Lead
+
+
+class PermanentError(Exception):
+    """Retrying will not help: the event is dead-lettered at once, with this reason."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: str
+    lead: Lead | None = None
+    ignored: bool = False
+
+
+def _typed[M: BaseModel](model: type[M], payload: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise PermanentError(f"invalid {model.__name__}: {problems}") from exc
+
+
+def lead_changed(event: InboundEvent) -> Outcome:
+    lead, changed = crm.lead_upsert_from_kommo(item=_typed(KommoLead, event.payload))
+    return Outcome("lead updated" if changed else "older than what we have; kept ours", lead)
+
+
+def lead_deleted(event: InboundEvent) -> Outcome:
+    lead, _ = crm.lead_upsert_from_kommo(item=_typed(KommoLead, event.payload), deleted=True)
+    return Outcome("lead marked deleted in Kommo", lead)
+
+
+def contact_changed(event: InboundEvent) -> Outcome:
+    item = _typed(KommoContact, event.payload)
+    if (item.type or "contact") == "company":
+        return Outcome("company events are not mirrored", ignored=True)
+    contact, changed = crm.contact_upsert_from_kommo(item=item)
+    return Outcome(f"contact {contact.pk} {'updated' if changed else 'unchanged (older event)'}")
+
+
+def unsorted_added(event: InboundEvent) -> Outcome:
+    item = _typed(KommoUnsorted, event.payload)
+    lead_ids: list[int] = [item.lead_id] if item.lead_id else []
+    leads_data = item.data.get("leads") if isinstance(item.data, dict) else None
+    if isinstance(leads_data, dict):
+        lead_ids += [int(v["id"]) for v in leads_data.values() if str(v.get("id", "")).isdigit()]
+    if not lead_ids:
+        return Outcome("incoming lead without a lead id yet", ignored=True)
+    lead = None
+    for lead_id in lead_ids:
+        lead, _ = crm.lead_upsert_from_kommo(item=KommoLead(id=lead_id))
+    return Outcome("incoming lead recorded", lead)
+
+
+def message_added(event: InboundEvent) -> Outcome:
+    message, created = crm.message_record(item=_typed(KommoMessage, event.payload))
+    lead = message.conversation.lead
+    return Outcome("message stored" if created else "message already stored", lead)
+
+
+def talk_changed(event: InboundEvent) -> Outcome:
+    conversation = crm.talk_upsert(item=_typed(KommoTalk, event.payload))
+    if conversation is None:
+        return Outcome("talk without chat id", ignored=True)
+    return Outcome("conversation updated", conversation.lead)
+
+
+def note_added(event: InboundEvent) -> Outcome:
+    note, created = crm.note_record(item=_typed(KommoNote, event.payload))
+    return Outcome("note stored" if created else "note already stored", note.lead)
+
+
+def _intake_lead(intake: LeadIntake) -> Outcome:
+    lead, created = crm.lead_create_from_intake(intake=intake)
+    return Outcome(
+        "lead created" if created else "merged into a recent lead of the same person", lead
+    )
+
+
+def rd_legacy_added(event: InboundEvent) -> Outcome:
+    return _intake_lead(rd_legacy_lead(event.payload))
+
+
+def rd_converted(event: InboundEvent) -> Outcome:
+    return _intake_lead(rd_converted_lead(event.payload))
+
+
+def form_submitted(event: InboundEvent) -> Outcome:
+    return _intake_lead(form_lead(event.payload))
+
+
+HANDLERS: dict[str, Callable[[InboundEvent], Outcome]] = {
+    "kommo.leads.add": lead_changed,
+    "kommo.leads.update": lead_changed,
+    "kommo.leads.status": lead_changed,
+    "kommo.leads.responsible": lead_changed,
+    "kommo.leads.restore": lead_changed,
+    "kommo.leads.delete": lead_deleted,
+    "kommo.leads.note": note_added,
+    "kommo.contacts.add": contact_changed,
+    "kommo.contacts.update": contact_changed,
+    "kommo.unsorted.add": unsorted_added,
+    "kommo.message.add": message_added,
+    "kommo.talk.add": talk_changed,
+    "kommo.talk.update": talk_changed,
+    "rdstation.legacy_conversion": rd_legacy_added,
+    "rdstation.converted": rd_converted,
+    "forms.lead": form_submitted,
+}

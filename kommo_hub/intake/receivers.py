@@ -1,0 +1,273 @@
+"""Webhook receivers: authenticate, parse in memory, store, answer. No remote calls here.
+
+Answers follow ARCHITECTURE §4.1: 200 {"accepted", "duplicates"}, 403, 400 naming the problem,
+413 over the size limit; never a 500 for any body.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from kommo_hub.intake.brackets import TooManyFields, parse_bracket_form
+from kommo_hub.intake.kommo import split_kommo_body
+from kommo_hub.intake.leads import form_lead, split_rdstation_body
+from kommo_hub.intake.normalize import normalize_email, normalize_phone
+from kommo_hub.intake.parsed import BadPayload, ParsedEvent, content_hash, make_key
+from kommo_hub.intake.store import inbound_request_store, safe_headers
+from kommo_hub.models import InboundEvent, Source
+
+logger = logging.getLogger("kommo_hub.intake")
+
+
+def _error(status: int, message: str, **extra: Any) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+def _secret_ok(given: str, expected: str) -> bool:
+    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _read_body(request: HttpRequest) -> bytes:
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if length.isdigit() and int(length) > settings.WEBHOOK_MAX_BODY_BYTES:
+        raise RequestDataTooBig
+    body = request.body
+    if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
+        raise RequestDataTooBig
+    return body
+
+
+def _decode(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadPayload(f"body is not UTF-8 (byte {exc.start})") from exc
+
+
+def _is_json(request: HttpRequest, text: str) -> bool:
+    return "json" in (request.content_type or "") or text.lstrip()[:1] in {"{", "["}
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise BadPayload(f"invalid JSON: {exc}") from exc
+
+
+def _parse_form(text: str) -> dict[str, Any]:
+    try:
+        return parse_bracket_form(text, max_fields=settings.WEBHOOK_MAX_FIELDS)
+    except TooManyFields as exc:
+        raise BadPayload(str(exc)) from exc
+    except ValueError as exc:
+        raise BadPayload(f"invalid form body: {exc}") from exc
+
+
+Parser = Callable[[HttpRequest, str], list[ParsedEvent]]
+
+
+def _receive(request: HttpRequest, *, source: str, parse: Parser) -> JsonResponse:
+    try:
+        body = _read_body(request)
+    except RequestDataTooBig:
+        return _error(413, "body too large", limit_bytes=settings.WEBHOOK_MAX_BODY_BYTES)
+    try:
+        text = _decode(body)
+        events = parse(request, text)
+    except BadPayload as exc:
+        logger.info("webhook rejected", extra={"source": source, "reason": str(exc)})
+        return _error(400, str(exc))
+    except Forbidden as exc:
+        return _error(403, str(exc))
+    try:
+        result = inbound_request_store(
+            source=source,
+            body=text,
+            content_type=request.content_type or "",
+            headers=safe_headers(request.META),
+            remote_addr=request.META.get("REMOTE_ADDR") or None,
+            events=events,
+        )
+    except DatabaseError:
+        logger.exception("webhook not stored: database unavailable", extra={"source": source})
+        return _error(503, "temporarily unavailable, retry later")
+    logger.info(
+        "webhook accepted",
+        extra={
+            "source": source,
+            "request_id": result.request_id,
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+        },
+    )
+    return JsonResponse({"accepted": result.accepted, "duplicates": result.duplicates})
+
+
+class Forbidden(Exception):
+    """The body is readable but comes from somewhere we do not accept (e.g. a foreign account)."""
+
+
+# --- Kommo ------------------------------------------------------------------------------------
+
+
+def _parse_kommo(request: HttpRequest, text: str) -> list[ParsedEvent]:
+    data = _parse_json(text) if _is_json(request, text) else _parse_form(text)
+    if not isinstance(data, dict):
+        raise BadPayload("expected an object of entity[action][index] groups")
+    account, events = split_kommo_body(data)
+    expected_id = settings.KOMMO_ACCOUNT_ID
+    expected_sub = settings.KOMMO_SUBDOMAIN
+    if expected_id and account.get("id") != expected_id:
+        raise Forbidden("webhook from a Kommo account other than the configured one")
+    if expected_sub and account.get("subdomain", "").lower() != expected_sub.lower():
+        raise Forbidden("webhook from a Kommo account other than the configured one")
+    return events
+
+
+@csrf_exempt
+@require_POST
+def kommo_webhook(request: HttpRequest, secret: str) -> JsonResponse:
+    if not _secret_ok(secret, settings.KOMMO_WEBHOOK_SECRET):
+        return _error(403, "invalid secret")
+    return _receive(request, source=Source.KOMMO, parse=_parse_kommo)
+
+
+# --- RD Station ---------------------------------------------------------------------------------
+
+
+def _parse_rdstation(request: HttpRequest, text: str) -> list[ParsedEvent]:
+    return split_rdstation_body(_parse_json(text))
+
+
+@csrf_exempt
+@require_POST
+def rdstation_webhook(request: HttpRequest, secret: str) -> JsonResponse:
+    if not _secret_ok(secret, settings.RDSTATION_WEBHOOK_SECRET):
+        return _error(403, "invalid secret")
+    return _receive(request, source=Source.RDSTATION, parse=_parse_rdstation)
+
+
+# --- Website / generic forms -------------------------------------------------------------------
+
+
+def _parse_forms(request: HttpRequest, text: str) -> list[ParsedEvent]:
+    if _is_json(request, text):
+        data = _parse_json(text)
+        if not isinstance(data, dict):
+            raise BadPayload("expected a JSON object with the lead's fields")
+    else:
+        data = _parse_form(text)
+    if not data:
+        raise BadPayload("empty form: expected fields such as name, phone, email")
+    lead = form_lead(data)
+    phone = normalize_phone(lead.phone)
+    email = normalize_email(lead.email)
+    if not lead.phone and not lead.email:
+        raise BadPayload("a lead needs a phone or an e-mail")
+    idem = request.headers.get("Idempotency-Key", "").strip()
+    if idem:
+        key = make_key("forms", "idem", idem[:200])
+    else:
+        key = _form_window_key(
+            lead.model_dump(), phone.value or phone.raw, email.value or email.raw
+        )
+    return [ParsedEvent("forms.lead", key, data, external_id=(idem or "")[:128])]
+
+
+def _form_window_key(fields: dict[str, Any], phone: str, email: str) -> str:
+    """Same normalized fields within the dedupe window → same key (the previous window counts)."""
+    fingerprint = content_hash({**fields, "phone": phone, "email": email})
+    window = settings.FORMS_DEDUPE_WINDOW_SECONDS
+    bucket = int(time.time() // window)
+    previous = make_key("forms", "hash", fingerprint, bucket - 1)
+    if InboundEvent.objects.filter(dedupe_key=previous).exists():
+        return previous
+    return make_key("forms", "hash", fingerprint, bucket)
+
+
+def _signature_ok(request: HttpRequest) -> bool:
+    secret = settings.FORMS_SIGNING_SECRET
+    if not secret:
+        return True
+    given = request.headers.get("X-Hub-Signature-256", "")
+    expected = "sha256=" + hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+@csrf_exempt
+@require_POST
+def forms_webhook(request: HttpRequest, secret: str) -> JsonResponse:
+    if not _secret_ok(secret, settings.FORMS_WEBHOOK_SECRET):
+        return _error(403, "invalid secret")
+    try:
+        signed = _signature_ok(request)
+    except RequestDataTooBig:
+        return _error(413, "body too large", limit_bytes=settings.WEBHOOK_MAX_BODY_BYTES)
+    if not signed:
+        return _error(403, "invalid or missing X-Hub-Signature-256")
+    return _receive(request, source=Source.FORMS, parse=_parse_forms)
+
+
+# --- n8n callbacks and Supabase database webhooks (stored now; their flows handle them) ----------
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    data = _parse_json(text)
+    if not isinstance(data, dict):
+        raise BadPayload("expected a JSON object")
+    return data
+
+
+def _parse_n8n(request: HttpRequest, text: str) -> list[ParsedEvent]:
+    data = _json_object(text)
+    key = str(data.get("idempotency_key") or "")
+    status = str(data.get("status") or "")
+    if not key or not status:
+        raise BadPayload("'idempotency_key' and 'status' are required")
+    return [ParsedEvent("n8n.callback", make_key("n8n", key, status), data, external_id=key[:128])]
+
+
+@csrf_exempt
+@require_POST
+def n8n_callback(request: HttpRequest, secret: str) -> JsonResponse:
+    if not _secret_ok(secret, settings.N8N_CALLBACK_SECRET):
+        return _error(403, "invalid secret")
+    return _receive(request, source=Source.N8N, parse=_parse_n8n)
+
+
+def _parse_supabase(request: HttpRequest, text: str) -> list[ParsedEvent]:
+    data = _json_object(text)
+    table, kind = str(data.get("table") or ""), str(data.get("type") or "")
+    if not table or not kind:
+        raise BadPayload("expected a Supabase database webhook with 'type' and 'table'")
+    record = data.get("record") or data.get("old_record") or {}
+    record = record if isinstance(record, dict) else {}
+    ident, version = str(record.get("id") or ""), str(record.get("updated_at") or "")
+    key = (
+        make_key("supabase", table, kind, ident, version)
+        if ident
+        else make_key("supabase", table, kind, "sha256", content_hash(data))
+    )
+    return [
+        ParsedEvent(f"supabase.{table}.{kind.lower()}"[:64], key, data, external_id=ident[:128])
+    ]
+
+
+@csrf_exempt
+@require_POST
+def supabase_webhook(request: HttpRequest, secret: str) -> JsonResponse:
+    if not _secret_ok(secret, settings.SUPABASE_WEBHOOK_SECRET):
+        return _error(403, "invalid secret")
+    return _receive(request, source=Source.SUPABASE, parse=_parse_supabase)

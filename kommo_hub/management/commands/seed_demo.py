@@ -1,0 +1,84 @@
+"""Idempotent demo data: logins, and a few leads that went through the real intake pipeline."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from kommo_hub.intake.brackets import parse_bracket_form
+from kommo_hub.intake.kommo import split_kommo_body
+from kommo_hub.intake.leads import split_rdstation_body
+from kommo_hub.intake.parsed import ParsedEvent, make_key
+from kommo_hub.intake.store import inbound_request_store
+from kommo_hub.models import Lead, Source
+from kommo_hub.outbox.envelope import envelope_build
+from kommo_hub.outbox.services import action_enqueue
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+MANAGER = ("gerente", "gerente-demo-2026")
+SALESPERSON = ("vendedor", "vendedor-demo-2026")
+
+
+class Command(BaseCommand):
+    help = "Create demo logins and demo leads (safe to run again: nothing is duplicated)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        users = get_user_model()
+        with transaction.atomic():
+            manager, created = users.objects.get_or_create(
+                username=MANAGER[0],
+                defaults={"is_staff": True, "is_superuser": True, "first_name": "Gerente"},
+            )
+            if created:
+                manager.set_password(MANAGER[1])
+                manager.save()
+            seller, created = users.objects.get_or_create(
+                username=SALESPERSON[0], defaults={"is_staff": True, "first_name": "Carlos"}
+            )
+            if created:
+                seller.set_password(SALESPERSON[1])
+                seller.save()
+        self._ingest(Source.KOMMO, "lead_add.form", self._kommo)
+        self._ingest(Source.KOMMO, "message_incoming_whatsapp.form", self._kommo)
+        self._ingest(Source.RDSTATION, "conversion_webhook_converted.json", self._rd)
+        self._ingest(Source.FORMS, "website_form.json", self._form)
+        lead = Lead.objects.filter(source="rdstation").first()
+        if lead is not None:
+            key = f"demo:proactive_message:{lead.pk}"
+            action_enqueue(
+                target="n8n",
+                action="proactive_message",
+                idempotency_key=key,
+                payload=envelope_build(action="proactive_message", idempotency_key=key, lead=lead),
+                lead=lead,
+            )
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))
+        self.stdout.write(f"  manager login:     {MANAGER[0]} / {MANAGER[1]}")
+        self.stdout.write(f"  salesperson login: {SALESPERSON[0]} / {SALESPERSON[1]}")
+
+    def _ingest(self, source: str, name: str, parse: Any) -> None:
+        text = (DEMO_DIR / name).read_text()
+        inbound_request_store(
+            source=source,
+            body=text,
+            content_type="demo",
+            headers={"X-Demo": "seed_demo"},
+            remote_addr=None,
+            events=parse(text),
+        )
+
+    @staticmethod
+    def _kommo(text: str) -> list[ParsedEvent]:
+        return split_kommo_body(parse_bracket_form(text, max_fields=settings.WEBHOOK_MAX_FIELDS))[1]
+
+    @staticmethod
+    def _rd(text: str) -> list[ParsedEvent]:
+        return split_rdstation_body(json.loads(text))
+
+    @staticmethod
+    def _form(text: str) -> list[ParsedEvent]:
+        return [ParsedEvent("forms.lead", make_key("forms", "demo", "website"), json.loads(text))]

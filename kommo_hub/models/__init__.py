@@ -1,0 +1,25 @@
+"""The hub's own tables, one module per meaning."""
+
+from kommo_hub.models.crm import Contact, Conversation, Lead, LeadNote, Message
+from kommo_hub.models.intake import EventStatus, InboundEvent, InboundRequest, Source
+from kommo_hub.models.ops import Alert, RateLimitWindow, SchedulerRun, WorkerHeartbeat
+from kommo_hub.models.outbox import ActionStatus, ActionTarget, OutboundAction
+
+__all__ = [
+    "ActionStatus",
+    "ActionTarget",
+    "Alert",
+    "Contact",
+    "Conversation",
+    "EventStatus",
+    "InboundEvent",
+    "InboundRequest",
+    "Lead",
+    "LeadNote",
+    "Message",
+    "OutboundAction",
+    "RateLimitWindow",
+    "SchedulerRun",
+    "Source",
+    "WorkerHeartbeat",
+]

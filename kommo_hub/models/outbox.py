@@ -1,0 +1,64 @@
+"""The outbox: every action for n8n or write to Kommo, delivered with retries."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class ActionTarget(models.TextChoices):
+    N8N = "n8n", "n8n"
+    KOMMO = "kommo", "Kommo"
+
+
+class ActionStatus(models.TextChoices):
+    PENDING = "pending", _("pending")
+    HELD = "held", _("held")
+    DELIVERING = "delivering", _("delivering")
+    DONE = "done", _("delivered")
+    FAILED = "failed", _("failed (will retry)")
+    DEAD = "dead", _("dead letter")
+
+
+class OutboundAction(models.Model):
+    target = models.CharField(_("target"), max_length=8, choices=ActionTarget.choices)
+    action = models.CharField(_("action"), max_length=64, db_index=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=255, unique=True)
+    payload = models.JSONField(_("payload"), default=dict)
+    lead = models.ForeignKey(
+        "kommo_hub.Lead",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="actions",
+        verbose_name=_("lead"),
+    )
+    source_event = models.ForeignKey(
+        "kommo_hub.InboundEvent",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="actions",
+        verbose_name=_("source event"),
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=ActionStatus.choices, default=ActionStatus.PENDING
+    )
+    held_reason = models.CharField(_("held because"), max_length=200, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    locked_until = models.DateTimeField(_("locked until"), null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True, editable=False)
+    last_status_code = models.PositiveIntegerField(_("last HTTP status"), null=True, blank=True)
+    last_response = models.TextField(_("last response (excerpt)"), blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("outbound action")
+        verbose_name_plural = _("outbound actions")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="action_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.target}:{self.action} #{self.pk}"

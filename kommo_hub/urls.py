@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+
+from kommo_hub.intake import receivers
+from kommo_hub.ops import health
+
+urlpatterns = [
+    path("webhooks/kommo/<str:secret>/", receivers.kommo_webhook, name="webhook-kommo"),
+    path("webhooks/rdstation/<str:secret>/", receivers.rdstation_webhook, name="webhook-rdstation"),
+    path("webhooks/forms/<str:secret>/", receivers.forms_webhook, name="webhook-forms"),
+    path("webhooks/n8n/<str:secret>/", receivers.n8n_callback, name="webhook-n8n"),
+    path("webhooks/supabase/<str:secret>/", receivers.supabase_webhook, name="webhook-supabase"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+]

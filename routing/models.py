@@ -1,0 +1,1 @@
+"""Models of the routing app arrive with its issue."""

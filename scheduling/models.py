@@ -1,0 +1,1 @@
+"""Models of the scheduling app arrive with its issue."""
