@@ -51,7 +51,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "kommo_hub.urls"
+ROOT_URLCONF = env.str("DJANGO_ROOT_URLCONF", default="kommo_hub.urls")
 WSGI_APPLICATION = "kommo_hub.wsgi.application"
 
 TEMPLATES = [

@@ -31,7 +31,7 @@ def split_kommo_body(data: dict[str, Any]) -> tuple[dict[str, str], list[ParsedE
         if entity == "account":
             continue
         if not isinstance(actions, dict):
-            raise BadPayload(f"'{entity}' is not an entity[action][index] group")
+            continue  # a scalar beside the entity groups carries no event
         for action, group in actions.items():
             for item in indexed_items(group):
                 events.append(_event(account_id, entity, action, item))
