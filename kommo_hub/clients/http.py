@@ -1,6 +1,8 @@
 """What every outbound HTTP call returns: status and a short excerpt, or the network error."""
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -19,12 +21,25 @@ class HttpResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+def retry_after_seconds(value: str) -> float | None:
+    """Retry-After is either delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
 def result_from_response(response: httpx.Response) -> HttpResult:
-    retry_after = response.headers.get("Retry-After", "")
     return HttpResult(
         status_code=response.status_code,
         excerpt=response.text[:EXCERPT_CHARS],
-        retry_after_seconds=float(retry_after) if retry_after.isdigit() else None,
+        retry_after_seconds=retry_after_seconds(response.headers.get("Retry-After", "")),
     )
 
 

@@ -4,6 +4,8 @@
 second's edge cannot double the rate.
 """
 
+import os
+import secrets
 import time
 from typing import Protocol
 
@@ -60,10 +62,11 @@ class RedisLimiter:
         self.client = redis.Redis.from_url(url)
         self.script = self.client.register_script(_REDIS_ACQUIRE)
         self.counter = 0
+        self._nonce = secrets.token_hex(4)  # grants from two machines never share a member
 
     def try_acquire(self) -> float:
         self.counter += 1
-        member = f"{time.time_ns()}:{id(self)}:{self.counter}"
+        member = f"{time.time_ns()}:{os.getpid()}:{self._nonce}:{self.counter}"
         wait = self.script(keys=[self.key], args=[self.limit, self.window, member])
         return max(0.0, float(wait))
 

@@ -55,12 +55,21 @@ def action_deliver(*, action_id: int) -> str:
         "action": action.action,
         "attempt": action.attempts,
     }
+    if action.attempts > settings.ACTION_MAX_ATTEMPTS:
+        # Only a worker dying mid-send every time gets here: stop claiming it forever.
+        error = f"worker lost {action.attempts - 1} times while delivering"
+        _dead_letter(action, token, {"last_error": error})
+        logger.error("action dead: %s", error, extra=log)
+        return ActionStatus.DEAD
     reason = hold_reason(action.target)
     if reason:
         _record(action, token, status=ActionStatus.HELD, held_reason=reason, attempts_used=False)
         logger.info("action held: %s", reason, extra=log)
         return "held"
-    result = _send(action)
+    try:
+        result = _send(action)
+    except Exception as exc:  # noqa: BLE001 - a bad URL or payload must not strand it "delivering"
+        result = HttpResult(status_code=None, error=f"{type(exc).__name__}: {exc}"[:500])
     status = _classify(action, result)
     logger.info("action %s", status, extra={**log, "http_status": result.status_code})
     return status
@@ -124,8 +133,8 @@ def _dead_letter(action: OutboundAction, token: str, response: dict[str, Any]) -
             kind=Alert.Kind.DEAD_LETTER,
             message=(
                 f"{action.target} action #{action.pk} ({action.action}) dead after "
-                f"{action.attempts} attempt(s): HTTP {response['last_status_code']} "
-                f"{str(response['last_error'] or response['last_response'])[:300]}"
+                f"{action.attempts} attempt(s): HTTP {response.get('last_status_code')} "
+                f"{str(response.get('last_error') or response.get('last_response', ''))[:300]}"
             ),
         )
 
