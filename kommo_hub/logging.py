@@ -8,7 +8,8 @@ from typing import Any
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 # Sequences of 10+ digits, optionally with +, spaces, dots, dashes and parentheses between them.
-_PHONE = re.compile(r"\+?\(?\d[\d\s().-]{8,}\d")
+# Not inside a longer token: UUIDs and hex ids stay readable (`id=4910a6…-bcab`).
+_PHONE = re.compile(r"(?<![\w-])\+?\(?\d[\d\s().-]{8,}\d(?![\w-])")
 _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
     "asctime",

@@ -24,8 +24,9 @@ from kommo_hub.outbox.services import actions_requeue
 logger = logging.getLogger("kommo_hub.jobs")
 
 SWEEP_BATCH = 500
-# A fresh event's own task is normally on its way; only sweep it when it is clearly stranded.
-STRANDED_AFTER = timedelta(seconds=60)
+# A new event's own task is normally queued with it; sweep it only when it is clearly stranded
+# (e.g. the queue lost it), so a backlog does not fill the queue with duplicate tasks.
+STRANDED_AFTER = timedelta(minutes=5)
 
 
 def sweep_events() -> int:

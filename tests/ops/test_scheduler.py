@@ -18,7 +18,7 @@ from kommo_hub.models import (
     SchedulerRun,
     WorkerHeartbeat,
 )
-from kommo_hub.ops.jobs import JOBS, prune_bookkeeping, sweep_actions, sweep_events
+from kommo_hub.ops.jobs import JOBS, STRANDED_AFTER, prune_bookkeeping, sweep_actions, sweep_events
 from kommo_hub.ops.scheduler import scheduler_tick
 from tests.factories import InboundEventFactory, OutboundActionFactory
 from tests.outbox.support import N8N_URL
@@ -112,7 +112,9 @@ def test_sweep_events_reenqueues_due_failures_and_expired_leases_and_nothing_els
     failed_due = event("failed", attempts=1, next_attempt_at=seconds_ago(1))
     lease_expired = event("processing", attempts=1, locked_until=seconds_ago(1))
     stranded = event("received")
-    InboundEvent.objects.filter(pk=stranded.pk).update(created_at=seconds_ago(61))
+    InboundEvent.objects.filter(pk=stranded.pk).update(
+        created_at=seconds_ago(STRANDED_AFTER.total_seconds() + 1)
+    )
     untouched = [
         event("failed", attempts=1, next_attempt_at=NOW + timedelta(seconds=30)),
         event("processing", attempts=1, locked_until=NOW + timedelta(seconds=30)),
@@ -154,7 +156,9 @@ def test_sweep_actions_redelivers_due_failures_and_expired_leases_and_nothing_el
     action("failed-due", "failed", attempts=1, next_attempt_at=seconds_ago(1))
     action("lease-expired", "delivering", attempts=1, locked_until=seconds_ago(1))
     stranded = action("stranded", "pending")
-    OutboundAction.objects.filter(pk=stranded.pk).update(created_at=seconds_ago(61))
+    OutboundAction.objects.filter(pk=stranded.pk).update(
+        created_at=seconds_ago(STRANDED_AFTER.total_seconds() + 1)
+    )
     action("not-due", "failed", attempts=1, next_attempt_at=NOW + timedelta(seconds=30))
     action("lease-live", "delivering", attempts=1, locked_until=NOW + timedelta(seconds=30))
     action("fresh", "pending")

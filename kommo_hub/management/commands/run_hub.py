@@ -29,7 +29,10 @@ class Child:
     started_at: float = field(default=0.0)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv)
+        # Its own process group: a terminal's Ctrl-C reaches only run_hub, which then asks each
+        # child once to stop. (Given SIGINT and then our SIGTERM, a task worker takes the second
+        # signal as "force" and abandons the task it is running.)
+        self.process = subprocess.Popen(self.argv, process_group=0)
         self.started_at = time.monotonic()
 
 
@@ -67,6 +70,10 @@ class Command(BaseCommand):
                     "30",
                     "--graceful-timeout",
                     str(STOP_GRACE_SECONDS),
+                    # One control socket per install: gunicorn's default (~/.gunicorn/gunicorn.ctl)
+                    # is shared by every hub of the user, and each one unlinks the others'.
+                    "--control-socket",
+                    str(settings.VAR_DIR / "gunicorn.ctl"),
                 ],
             )
         ]
