@@ -1,13 +1,12 @@
 """Shared test setup: tasks run inline after commit, known secrets, no outside configuration."""
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 os.environ["KOMMO_HUB_IGNORE_DOTENV"] = "1"
 
-import pytest  # noqa: E402
-from django.db import connection  # noqa: E402
+import pytest
+from django.db import connection
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 OWN_FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -36,7 +35,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def hub_settings(settings: object) -> Iterator[None]:
+def hub_settings(settings: object) -> None:
     for name, value in SECRETS.items():
         setattr(settings, name, value)
     for name in (
@@ -52,8 +51,9 @@ def hub_settings(settings: object) -> Iterator[None]:
     settings.RETRY_BASE_SECONDS = 10.0  # type: ignore[attr-defined]
     # Tasks run inline after commit (the setting_changed signal rebuilds the task backends).
     settings.TASKS_BACKEND = "immediate"  # type: ignore[attr-defined]
-    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}  # type: ignore[attr-defined]
-    yield
+    settings.TASKS = {  # type: ignore[attr-defined]
+        "default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}
+    }
 
 
 def shared_fixture(relative: str) -> bytes:

@@ -60,5 +60,7 @@ class OutboundActionFactory(factory.django.DjangoModelFactory):
     target = "n8n"
     action = "proactive_message"
     idempotency_key = factory.Sequence(lambda n: f"test:action:{n}")
-    payload = factory.LazyAttribute(lambda o: {"action": o.action, "idempotency_key": o.idempotency_key})
+    payload = factory.LazyAttribute(
+        lambda o: {"action": o.action, "idempotency_key": o.idempotency_key}
+    )
     status = ActionStatus.PENDING

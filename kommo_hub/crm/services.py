@@ -135,7 +135,15 @@ def lead_create_from_intake(
         recent.utm = {**intake.utm, **recent.utm}
         recent.fields = {**fields, **recent.fields}
         recent.tags = sorted(set(recent.tags) | set(intake.tags))
-        recent.save(update_fields=["utm", "fields", "tags", "updated_at"])
+        # What the first conversion lacked (e.g. RD gave only an e-mail) the later one fills in.
+        filled: dict[str, str] = {"name": intake.name} if intake.name and not recent.name else {}
+        if phone.value and not recent.phone:
+            filled |= {"phone": phone.value, "phone_raw": phone.raw}
+        if email.value and not recent.email:
+            filled |= {"email": email.value, "email_raw": email.raw}
+        for field, value in filled.items():
+            setattr(recent, field, value)
+        recent.save(update_fields=["utm", "fields", "tags", "updated_at", *filled])
         return recent, False
     lead = Lead.objects.create(
         contact=contact,
@@ -144,7 +152,7 @@ def lead_create_from_intake(
         phone_raw=phone.raw,
         email=email.value,
         email_raw=email.raw,
-        source=intake.source,
+        source=intake.source[:32],  # the column's length; a form may send any text
         source_identifier=intake.identifier[:255],
         utm=intake.utm,
         fields=fields,

@@ -53,8 +53,12 @@ def _event(account_id: str, entity: str, action: str, item: Any) -> ParsedEvent:
     if entity == "message" and ident:
         key = make_key("kommo", account_id, "message", ident)
     elif ident:
+        # Without a timestamp (Digital Pipeline hooks, deletes) the content versions the item:
+        # two different moves of one lead must not share a key.
         version = next((str(item[f]) for f in _VERSION_FIELDS if item.get(f)), "")
-        key = make_key("kommo", account_id, entity, action, ident, version)
+        key = make_key(
+            "kommo", account_id, entity, action, ident, version or f"sha256:{content_hash(item)}"
+        )
     else:
         key = ""
     return _finish(event_type, key, item, ident, account_id, entity, action)
@@ -105,7 +109,9 @@ def _as_decimal(value: Any) -> Any:
         return None
 
 
-OptInt = Annotated[int | None, BeforeValidator(_blank_to_none)]
+# Ids land in BIGINT columns: a larger number is an invalid payload, not a transient failure.
+BigInt = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+OptInt = Annotated[BigInt | None, BeforeValidator(_blank_to_none)]
 OptStr = Annotated[str | None, BeforeValidator(_blank_to_none)]
 OptBool = Annotated[bool | None, BeforeValidator(lambda v: _as_bool(_blank_to_none(v)))]
 
@@ -116,7 +122,10 @@ def kommo_datetime(value: object) -> datetime | None:
     if not text:
         return None
     if text.isdigit():
-        return datetime.fromtimestamp(int(text), tz=UTC)
+        try:  # "²".isdigit() is True; a timestamp past year 9999 does not fit a datetime
+            return datetime.fromtimestamp(int(text), tz=UTC)
+        except (ValueError, OverflowError, OSError):
+            return None
     try:
         naive = datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
     except ValueError:
@@ -151,7 +160,7 @@ class KommoCustomField(_Tolerant):
 
 
 class KommoLead(_Tolerant):
-    id: int
+    id: BigInt
     name: str = ""
     status_id: OptInt = None
     old_status_id: OptInt = None
@@ -175,7 +184,7 @@ class KommoLead(_Tolerant):
 
 
 class KommoContact(_Tolerant):
-    id: int
+    id: BigInt
     name: str = ""
     type: OptStr = None
     responsible_user_id: OptInt = None
@@ -241,7 +250,7 @@ class KommoMessage(_Tolerant):
 
 
 class KommoTalk(_Tolerant):
-    talk_id: int
+    talk_id: BigInt
     chat_id: OptStr = None
     contact_id: OptInt = None
     entity_id: OptInt = None
@@ -253,7 +262,7 @@ class KommoTalk(_Tolerant):
 
 
 class KommoNote(_Tolerant):
-    id: int
+    id: BigInt
     note_type: OptStr = None
     text: str = ""
     element_id: OptInt = None

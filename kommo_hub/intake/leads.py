@@ -81,6 +81,12 @@ def _str_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _tag_list(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(t) for t in value if t]
+    return [value] if isinstance(value, str) and value else []
+
+
 def rd_legacy_lead(item: dict[str, Any]) -> LeadIntake:
     last = _str_dict(item.get("last_conversion"))
     content = _str_dict(last.get("content"))
@@ -101,7 +107,7 @@ def rd_legacy_lead(item: dict[str, Any]) -> LeadIntake:
         email=str(item.get("email") or content.get("email_lead") or ""),
         message=str(content.get("Mensagem") or content.get("mensagem") or ""),
         utm=_utm_from_origin(origin),
-        tags=[str(t) for t in item.get("tags") or [] if t],
+        tags=_tag_list(item.get("tags")),
         fields=extra,
     )
 
@@ -125,7 +131,7 @@ def rd_converted_lead(body: dict[str, Any]) -> LeadIntake:
         name=normalize_name(contact.get("name")),
         phone=str(phone),
         email=str(contact.get("email") or ""),
-        tags=[str(t) for t in contact.get("tags") or [] if t],
+        tags=_tag_list(contact.get("tags")),
         fields=extra,
     )
 

@@ -3,7 +3,7 @@
 import logging
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, DataError, transaction
 from django.utils import timezone
 
 from kommo_hub.intake.handlers import HANDLERS, PermanentError
@@ -47,14 +47,16 @@ def event_process(*, event_id: int) -> str:
     except LostClaim:
         logger.warning("event claim lost; another worker has it", extra=log)
         return "lost claim"
-    except PermanentError as exc:
-        _give_up(event, token, str(exc))
+    except (PermanentError, DataError) as exc:  # DataError: the values do not fit the columns
+        _give_up(event, token, str(exc) if isinstance(exc, PermanentError) else f"DataError: {exc}")
         logger.warning("event dead: %s", exc, extra=log)
         return "dead"
     except Exception as exc:  # any handler bug or outage is recorded on the row and retried
-        _retry_later(event, token, f"{type(exc).__name__}: {exc}")
-        logger.exception("event failed", extra=log)
-        return "failed"
+        if _retry_later(event, token, f"{type(exc).__name__}: {exc}"):
+            logger.exception("event failed", extra=log)
+            return "failed"
+        logger.exception("event dead", extra=log)
+        return "dead"
     logger.info("event %s", status, extra={**log, "result": outcome.result})
     return str(status)
 
@@ -77,10 +79,11 @@ def _finish(
         raise LostClaim
 
 
-def _retry_later(event: InboundEvent, token: str, error: str) -> None:
+def _retry_later(event: InboundEvent, token: str, error: str) -> bool:
+    """Schedule the next attempt; False when the attempts are used up and the event is dead."""
     if event.attempts >= settings.EVENT_MAX_ATTEMPTS:
         _give_up(event, token, f"gave up after {event.attempts} attempts: {error}")
-        return
+        return False
     try:
         InboundEvent.objects.filter(pk=event.pk, claim_token=token).update(
             status=EventStatus.FAILED,
@@ -90,6 +93,7 @@ def _retry_later(event: InboundEvent, token: str, error: str) -> None:
         )
     except DatabaseError:
         logger.exception("could not record the failure; the lease will expire and retry")
+    return True
 
 
 def _give_up(event: InboundEvent, token: str, error: str) -> None:

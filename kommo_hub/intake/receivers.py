@@ -8,14 +8,16 @@ import hashlib
 import hmac
 import json
 import logging
-import time
+import math
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -24,7 +26,7 @@ from kommo_hub.intake.kommo import split_kommo_body
 from kommo_hub.intake.leads import form_lead, split_rdstation_body
 from kommo_hub.intake.normalize import normalize_email, normalize_phone
 from kommo_hub.intake.parsed import BadPayload, ParsedEvent, content_hash, make_key
-from kommo_hub.intake.store import inbound_request_store, safe_headers
+from kommo_hub.intake.store import inbound_request_store, safe_headers, storable_text
 from kommo_hub.models import InboundEvent, Source
 
 logger = logging.getLogger("kommo_hub.intake")
@@ -59,16 +61,65 @@ def _is_json(request: HttpRequest, text: str) -> bool:
     return "json" in (request.content_type or "") or text.lstrip()[:1] in {"{", "["}
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def _parse_json(text: str) -> Any:
+    # ValueError also covers integers over Python's 4300-digit limit; NaN / Infinity would not be
+    # valid JSON in the database (SQLite's JSON_VALID check, Postgres jsonb).
     try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+        data = json.loads(text, parse_float=_finite_float, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
         raise BadPayload(f"invalid JSON: {exc}") from exc
+    _require_storable(data)  # before anything hashes or keys on it (\ud800 cannot be encoded)
+    return data
+
+
+def _storage_problem(value: Any) -> str | None:
+    """What no database column can hold: NUL characters (Postgres) and unpaired surrogates."""
+    stack = [value]  # iterative: a body nested near the recursion limit must not raise
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "a NUL character"
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return "an unpaired surrogate"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return None
+
+
+def _require_storable(value: Any) -> None:
+    problem = _storage_problem(value)
+    if problem:
+        raise BadPayload(f"cannot store: the body holds {problem}")
+
+
+def _check_storable(text: str, events: list[ParsedEvent]) -> None:
+    for value in (text, *((e.event_type, e.dedupe_key, e.external_id, e.payload) for e in events)):
+        _require_storable(value)
 
 
 def _parse_form(text: str) -> dict[str, Any]:
+    # Raw whitespace is never part of a url-encoded value (a real one arrives as '+' or %0A);
+    # a trailing newline would otherwise end up in the last field (e.g. origin "waba\n").
     try:
-        return parse_bracket_form(text, max_fields=settings.WEBHOOK_MAX_FIELDS)
+        return parse_bracket_form(text.strip(), max_fields=settings.WEBHOOK_MAX_FIELDS)
     except TooManyFields as exc:
         raise BadPayload(str(exc)) from exc
     except ValueError as exc:
@@ -86,6 +137,7 @@ def _receive(request: HttpRequest, *, source: str, parse: Parser) -> JsonRespons
     try:
         text = _decode(body)
         events = parse(request, text)
+        _check_storable(text, events)
     except BadPayload as exc:
         logger.info("webhook rejected", extra={"source": source, "reason": str(exc)})
         return _error(400, str(exc))
@@ -95,7 +147,7 @@ def _receive(request: HttpRequest, *, source: str, parse: Parser) -> JsonRespons
         result = inbound_request_store(
             source=source,
             body=text,
-            content_type=request.content_type or "",
+            content_type=storable_text(request.content_type or ""),
             headers=safe_headers(request.META),
             remote_addr=request.META.get("REMOTE_ADDR") or None,
             events=events,
@@ -177,6 +229,9 @@ def _parse_forms(request: HttpRequest, text: str) -> list[ParsedEvent]:
     if not lead.phone and not lead.email:
         raise BadPayload("a lead needs a phone or an e-mail")
     idem = request.headers.get("Idempotency-Key", "").strip()
+    problem = _storage_problem(idem)
+    if problem:
+        raise BadPayload(f"cannot store: the Idempotency-Key header holds {problem}")
     if idem:
         key = make_key("forms", "idem", idem[:200])
     else:
@@ -187,14 +242,20 @@ def _parse_forms(request: HttpRequest, text: str) -> list[ParsedEvent]:
 
 
 def _form_window_key(fields: dict[str, Any], phone: str, email: str) -> str:
-    """Same normalized fields within the dedupe window → same key (the previous window counts)."""
+    """Same normalized fields within the dedupe window of the first submission → its key."""
     fingerprint = content_hash({**fields, "phone": phone, "email": email})
-    window = settings.FORMS_DEDUPE_WINDOW_SECONDS
-    bucket = int(time.time() // window)
-    previous = make_key("forms", "hash", fingerprint, bucket - 1)
-    if InboundEvent.objects.filter(dedupe_key=previous).exists():
-        return previous
-    return make_key("forms", "hash", fingerprint, bucket)
+    now = timezone.now()
+    since = now - timedelta(seconds=settings.FORMS_DEDUPE_WINDOW_SECONDS)
+    first = (
+        InboundEvent.objects.filter(
+            dedupe_key__startswith=make_key("forms", "hash", fingerprint, ""),
+            created_at__gte=since,
+        )
+        .order_by("created_at")
+        .values_list("dedupe_key", flat=True)
+        .first()
+    )
+    return first or make_key("forms", "hash", fingerprint, int(now.timestamp()))
 
 
 def _signature_ok(request: HttpRequest) -> bool:

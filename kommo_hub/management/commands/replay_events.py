@@ -15,11 +15,15 @@ CHUNK = 200
 
 
 def _parse_since(value: str) -> datetime:
-    moment = parse_datetime(value)
+    problem = f"--since {value!r}: use YYYY-MM-DD or an ISO-8601 date-time"
+    try:  # the parsers raise ValueError for well-formed impossible dates such as 2026-13-45
+        moment = parse_datetime(value)
+        day = parse_date(value) if moment is None else None
+    except ValueError as exc:
+        raise CommandError(f"{problem} ({exc})") from exc
     if moment is None:
-        day = parse_date(value)
         if day is None:
-            raise CommandError(f"--since {value!r}: use YYYY-MM-DD or an ISO-8601 date-time")
+            raise CommandError(problem)
         moment = datetime.combine(day, time.min)
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
