@@ -77,15 +77,15 @@ def test_two_schedulers_run_each_tick_once_and_retry_once_per_due_time(
     assert recovers.attempts == 2
     assert Lead.objects.filter(kommo_lead_id=555001).count() == 1
     fails_again.refresh_from_db()
-    assert fails_again.status == EventStatus.FAILED
+    # Its retry shows the id can never fit: dead at once, not retried again.
+    assert fails_again.status == EventStatus.DEAD
     assert fails_again.attempts == 2
-    assert "out of range" in fails_again.last_error
-    assert fails_again.next_attempt_at is not None
-    assert fails_again.next_attempt_at > timezone.now() + timedelta(seconds=60)
+    assert "less than or equal to" in fails_again.last_error
+    assert fails_again.next_attempt_at is None
     # One due time → one task each, and that task did the retry.
     assert [t.return_value for t in _tasks_for(recovers)] == ["processed"]
-    assert [t.return_value for t in _tasks_for(fails_again)] == ["failed"]
+    assert [t.return_value for t in _tasks_for(fails_again)] == ["dead"]
     failures = [
         r for r in log_records([worker, *schedulers]) if r.get("level") in {"ERROR", "CRITICAL"}
     ]
-    assert [r["msg"] for r in failures] == ["event failed"]
+    assert failures == []
