@@ -13,8 +13,9 @@ from kommo_hub.intake.brackets import parse_bracket_form
 from kommo_hub.intake.kommo import split_kommo_body
 from kommo_hub.intake.leads import split_rdstation_body
 from kommo_hub.intake.parsed import ParsedEvent, make_key
+from kommo_hub.intake.processing import event_process
 from kommo_hub.intake.store import inbound_request_store
-from kommo_hub.models import Lead, Source
+from kommo_hub.models import EventStatus, InboundEvent, Lead, Source
 from kommo_hub.outbox.envelope import envelope_build
 from kommo_hub.outbox.services import action_enqueue
 
@@ -62,7 +63,7 @@ class Command(BaseCommand):
 
     def _ingest(self, source: str, name: str, parse: Any) -> None:
         text = (DEMO_DIR / name).read_text()
-        inbound_request_store(
+        stored = inbound_request_store(
             source=source,
             body=text,
             content_type="demo",
@@ -70,6 +71,12 @@ class Command(BaseCommand):
             remote_addr=None,
             events=parse(text),
         )
+        # Processed here, so the demo is complete before any worker starts (replays are no-ops).
+        pending = InboundEvent.objects.filter(
+            request_id=stored.request_id, status=EventStatus.RECEIVED
+        )
+        for event_id in pending.values_list("pk", flat=True):
+            event_process(event_id=event_id)
 
     @staticmethod
     def _kommo(text: str) -> list[ParsedEvent]:
