@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print ratios against a baseline measured side by side."""
