@@ -2,11 +2,11 @@
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
 
-from kommo_hub.intake.processing import WAITING as EVENT_WAITING
 from kommo_hub.leasing import due_filter
 from kommo_hub.models import (
     ActionStatus,
@@ -17,7 +17,6 @@ from kommo_hub.models import (
     SchedulerRun,
     WorkerHeartbeat,
 )
-from kommo_hub.outbox.delivery import WAITING as ACTION_WAITING
 from kommo_hub.outbox.delivery import hold_reason
 from kommo_hub.outbox.services import actions_requeue
 
@@ -29,35 +28,47 @@ SWEEP_BATCH = 500
 STRANDED_AFTER = timedelta(minutes=5)
 
 
+def _sweep(
+    model: type[InboundEvent] | type[OutboundAction],
+    *,
+    new: str,
+    failed: str,
+    working: str,
+    task: Any,
+) -> int:
+    """Re-enqueue rows that are due: retries, expired leases, and stranded new rows."""
+    now = timezone.now()
+    due = due_filter(waiting=[failed], working=working, now=now) | Q(
+        status=new, created_at__lt=now - STRANDED_AFTER
+    )
+    ids = list(model.objects.filter(due).order_by("pk").values_list("pk", flat=True)[:SWEEP_BATCH])
+    for pk in ids:
+        task.enqueue(pk)
+    return len(ids)
+
+
 def sweep_events() -> int:
-    """Re-enqueue events that are due: retries, expired leases, and stranded new events."""
     from kommo_hub.tasks import process_inbound_event
 
-    now = timezone.now()
-    due = due_filter(waiting=[EventStatus.FAILED], working=EventStatus.PROCESSING, now=now) | Q(
-        status=EventStatus.RECEIVED, created_at__lt=now - STRANDED_AFTER
+    return _sweep(
+        InboundEvent,
+        new=EventStatus.RECEIVED,
+        failed=EventStatus.FAILED,
+        working=EventStatus.PROCESSING,
+        task=process_inbound_event,
     )
-    ids = list(
-        InboundEvent.objects.filter(due).order_by("pk").values_list("pk", flat=True)[:SWEEP_BATCH]
-    )
-    for pk in ids:
-        process_inbound_event.enqueue(pk)
-    return len(ids)
 
 
 def sweep_actions() -> int:
     from kommo_hub.tasks import deliver_outbound_action
 
-    now = timezone.now()
-    due = due_filter(waiting=[ActionStatus.FAILED], working=ActionStatus.DELIVERING, now=now) | Q(
-        status=ActionStatus.PENDING, created_at__lt=now - STRANDED_AFTER
+    return _sweep(
+        OutboundAction,
+        new=ActionStatus.PENDING,
+        failed=ActionStatus.FAILED,
+        working=ActionStatus.DELIVERING,
+        task=deliver_outbound_action,
     )
-    ids = list(
-        OutboundAction.objects.filter(due).order_by("pk").values_list("pk", flat=True)[:SWEEP_BATCH]
-    )
-    for pk in ids:
-        deliver_outbound_action.enqueue(pk)
-    return len(ids)
 
 
 def release_held_actions() -> int:
@@ -93,5 +104,3 @@ JOBS = {
     "release_held_actions": (30, release_held_actions),
     "prune_bookkeeping": (3600, prune_bookkeeping),
 }
-
-__all__ = ["ACTION_WAITING", "EVENT_WAITING", "JOBS"]
