@@ -84,3 +84,18 @@ def test_an_event_without_handler_is_stored_ignored_without_a_task() -> None:
     assert (accepted, duplicates) == (1, 0)
     assert request.events.get().status == "ignored"
     assert DBTaskResult.objects.count() == 0
+
+
+def test_the_stored_task_row_is_one_django_tasks_db_can_claim_and_run() -> None:
+    _, _, request = _store(_event("101"), _event("k2", event_type="kommo.catalogs.add"))
+
+    event = request.events.get(dedupe_key="101")
+    ignored = request.events.get(dedupe_key="k2")
+    assert (event.status, ignored.status) == ("received", "ignored")
+    task_row = DBTaskResult.objects.ready().get()
+    assert task_row.task.module_path == "kommo_hub.tasks.process_inbound_event"
+    assert task_row.task_result.args == [event.pk]
+    assert task_row.task_result.kwargs == {}
+    assert task_row.task.call(*task_row.task_result.args) == "processed"
+    event.refresh_from_db()
+    assert (event.status, event.attempts, event.lead.kommo_lead_id) == ("processed", 1, 101)
