@@ -37,7 +37,7 @@ def inbound_request_store(
     }
     try:
         # The usual case, no event seen before: every row written at once, no savepoints.
-        if _one_statement_possible():
+        if len(events) <= ONE_STATEMENT_MAX_EVENTS and _one_statement_possible():
             return _store_in_one_statement(request_fields, events)
         return _store(request_fields, events, savepoints=False)
     except IntegrityError:
@@ -106,6 +106,10 @@ def safe_headers(meta: dict[str, Any]) -> dict[str, str]:
 def storable_text(value: str) -> str:
     """Postgres holds neither NUL nor unpaired surrogates, whatever a client put in a header."""
     return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+# Postgres takes at most 65,535 parameters in one statement (six per event here).
+ONE_STATEMENT_MAX_EVENTS = 1000
 
 
 def _one_statement_possible() -> bool:

@@ -99,3 +99,19 @@ def test_the_stored_task_row_is_one_django_tasks_db_can_claim_and_run() -> None:
     assert task_row.task.call(*task_row.task_result.args) == "processed"
     event.refresh_from_db()
     assert (event.status, event.attempts, event.lead.kommo_lead_id) == ("processed", 1, 101)
+
+
+def test_a_batch_larger_than_one_statement_carries_is_stored_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kommo_hub.intake import store
+
+    assert store.ONE_STATEMENT_MAX_EVENTS * 6 + 20 < 65_535  # Postgres' parameter limit
+    monkeypatch.setattr(store, "ONE_STATEMENT_MAX_EVENTS", 2)
+    events = [_event(str(1000 + i)) for i in range(3)]
+
+    accepted, duplicates, request = _store(*events)
+
+    assert (accepted, duplicates) == (3, 0)
+    assert request.events.count() == 3
+    assert DBTaskResult.objects.count() == 3
