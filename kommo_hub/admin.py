@@ -6,8 +6,10 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -151,7 +153,7 @@ class OutboundActionAdmin(ReadOnlyAdmin):
         "created_at",
         "next_attempt_at",
     ]
-    list_filter = ["target", "status", "action"]
+    list_filter = ["target", "status", "action", ("depends_on", admin.EmptyFieldListFilter)]
     search_fields = [
         "=id",
         "idempotency_key",
@@ -175,6 +177,8 @@ class OutboundActionAdmin(ReadOnlyAdmin):
         "last_error",
         "lead",
         "source_event",
+        "depends_on",
+        "waiting_dependents",
         "created_at",
         "updated_at",
         "delivered_at",
@@ -187,6 +191,18 @@ class OutboundActionAdmin(ReadOnlyAdmin):
     @admin.display(description=_("payload"))
     def payload_pretty(self, obj: OutboundAction) -> str:
         return _pretty_json(obj.payload)
+
+    @admin.display(description=_("waiting for it"))
+    def waiting_dependents(self, obj: OutboundAction) -> str:
+        links = [
+            format_html(
+                '<a href="{}">{}</a>',
+                reverse("admin:kommo_hub_outboundaction_change", args=[dependent.pk]),
+                f"#{dependent.pk} {dependent.action} ({dependent.get_status_display()})",
+            )
+            for dependent in obj.dependents.order_by("pk")[:50]
+        ]
+        return format_html_join(mark_safe("<br>"), "{}", ((link,) for link in links)) or "-"
 
     @admin.action(description=_("Retry selected failed or dead actions (attempts start again)"))
     def retry(self, request: HttpRequest, queryset: QuerySet[OutboundAction]) -> None:

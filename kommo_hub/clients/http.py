@@ -1,6 +1,6 @@
 """What every outbound HTTP call returns: status and a short excerpt, or the network error."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -15,6 +15,8 @@ class HttpResult:
     excerpt: str = ""
     error: str = ""
     retry_after_seconds: float | None = None
+    # The whole response text, for callers that read the answer (the excerpt is what is kept).
+    body: str = field(default="", repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -39,6 +41,7 @@ def result_from_response(response: httpx.Response) -> HttpResult:
     return HttpResult(
         status_code=response.status_code,
         excerpt=response.text[:EXCERPT_CHARS],
+        body=response.text,
         retry_after_seconds=retry_after_seconds(response.headers.get("Retry-After", "")),
     )
 

@@ -1,8 +1,10 @@
 """Keeping the hub's mirror of Kommo and its own leads. Every function is idempotent."""
 
+import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -17,6 +19,8 @@ from kommo_hub.intake.kommo import (
 from kommo_hub.intake.leads import UTM_KEYS, LeadIntake
 from kommo_hub.intake.normalize import normalize_email, normalize_name, normalize_phone
 from kommo_hub.models import Contact, Conversation, Lead, LeadNote, Message
+
+logger = logging.getLogger("kommo_hub.crm")
 
 
 def _is_stale(current: datetime | None, incoming: datetime | None) -> bool:
@@ -268,3 +272,114 @@ def note_record(*, item: KommoNote) -> tuple[LeadNote, bool]:
             "written_at": kommo_datetime(item.created_at or item.date_create),
         },
     )
+
+
+# Mirrored from Kommo: on a merge the hub lead keeps its own values and takes the mirror's where
+# it has none.
+_KOMMO_FIELDS = (
+    "kommo_pipeline_id",
+    "kommo_status_id",
+    "kommo_responsible_user_id",
+    "kommo_updated_at",
+    "price",
+)
+
+
+def lead_attach_kommo_id(*, lead: Lead, kommo_lead_id: int, kommo_contact_id: int | None) -> Lead:
+    """The hub created `lead` in Kommo: record its Kommo ids on the hub's rows.
+
+    A webhook may have mirrored the new Kommo lead first (its own Lead row with that id): the
+    hub lead is kept (it has the routing), the mirror's conversations, notes, actions and events
+    move to it, and the mirror row is deleted. The contact is the hub Contact holding
+    `kommo_contact_id` if there is one, else the lead's contact (created if the lead has none).
+    Idempotent; returns the updated lead.
+    """
+    with transaction.atomic():
+        lead = Lead.objects.select_for_update().get(pk=lead.pk)
+        if lead.kommo_lead_id not in (None, kommo_lead_id):
+            raise ValueError(
+                f"lead #{lead.pk} is already Kommo lead {lead.kommo_lead_id}, not {kommo_lead_id}"
+            )
+        mirror = (
+            Lead.objects.select_for_update()
+            .filter(kommo_lead_id=kommo_lead_id)
+            .exclude(pk=lead.pk)
+            .first()
+        )
+        if mirror is not None:
+            _lead_absorb(keep=lead, mirror=mirror)
+        lead.kommo_lead_id = kommo_lead_id
+        if kommo_contact_id:
+            lead.contact = _contact_with_kommo_id(lead=lead, kommo_contact_id=kommo_contact_id)
+        lead.save()
+    return lead
+
+
+def _lead_absorb(*, keep: Lead, mirror: Lead) -> None:
+    """Move everything that points at `mirror` to `keep`, fill `keep`'s gaps, delete `mirror`."""
+    for field in _KOMMO_FIELDS:
+        if getattr(keep, field) is None:
+            setattr(keep, field, getattr(mirror, field))
+    if not keep.name:
+        keep.name = mirror.name
+    keep.tags = sorted(set(keep.tags) | set(mirror.tags))
+    keep.utm = {**mirror.utm, **keep.utm}
+    keep.fields = {**mirror.fields, **keep.fields}
+    keep.deleted_in_kommo = keep.deleted_in_kommo or mirror.deleted_in_kommo
+    if keep.contact_id is None and mirror.contact_id is not None:
+        keep.contact = mirror.contact
+    # Conversations, notes, actions, events — and whatever other apps hang on a lead.
+    for relation in Lead._meta.related_objects:
+        if not (relation.one_to_many or relation.one_to_one):
+            continue
+        name = relation.field.name
+        manager = relation.related_model._base_manager
+        try:
+            with transaction.atomic():
+                moved = manager.filter(**{name: mirror}).update(**{name: keep})
+        except IntegrityError:
+            # e.g. both leads have a current routing decision: the hub lead's one stands.
+            logger.warning(
+                "lead merge: %s rows of lead #%s could not move to lead #%s",
+                relation.related_model.__name__,
+                mirror.pk,
+                keep.pk,
+            )
+            continue
+        if moved:
+            logger.info(
+                "lead merge: %d %s row(s) moved from lead #%s to lead #%s",
+                moved,
+                relation.related_model.__name__,
+                mirror.pk,
+                keep.pk,
+            )
+    mirror.delete()
+
+
+def _contact_with_kommo_id(*, lead: Lead, kommo_contact_id: int) -> Contact:
+    holder = Contact.objects.filter(kommo_contact_id=kommo_contact_id).first()
+    current = lead.contact
+    if holder is None and current is not None and current.kommo_contact_id is None:
+        current.kommo_contact_id = kommo_contact_id
+        current.save(update_fields=["kommo_contact_id", "updated_at"])
+        return current
+    source = current or Contact(name=lead.name, phone=lead.phone, email=lead.email)
+    if holder is None:
+        return Contact.objects.create(
+            kommo_contact_id=kommo_contact_id,
+            name=source.name or lead.name,
+            phone=source.phone or lead.phone,
+            phone_raw=source.phone_raw or lead.phone_raw,
+            email=source.email or lead.email,
+            email_raw=source.email_raw or lead.email_raw,
+        )
+    filled = []
+    for field in ("name", "phone", "phone_raw", "email", "email_raw"):
+        value = getattr(source, field) or getattr(lead, field)
+        if value and not getattr(holder, field):
+            setattr(holder, field, value)
+            filled.append(field)
+    if filled:
+        holder.save(update_fields=[*filled, "updated_at"])
+    return holder

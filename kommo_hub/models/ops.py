@@ -10,6 +10,8 @@ class Alert(models.Model):
         KOMMO_UNAUTHORIZED = "kommo_unauthorized", _("Kommo rejected the token (401)")
         DEAD_LETTER = "dead_letter", _("action dead-lettered")
         EVENT_DEAD = "event_dead", _("event gave up")
+        ROUTING = "routing", _("routing problem")
+        ROUTING_WAITING = "routing_waiting", _("leads waiting: nobody available")
 
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices, db_index=True)
     message = models.TextField(_("message"))

@@ -39,6 +39,14 @@ class OutboundAction(models.Model):
         related_name="actions",
         verbose_name=_("source event"),
     )
+    depends_on = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="dependents",
+        verbose_name=_("waits for"),
+    )
     status = models.CharField(
         _("status"), max_length=16, choices=ActionStatus.choices, default=ActionStatus.PENDING
     )

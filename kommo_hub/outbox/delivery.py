@@ -2,6 +2,8 @@
 
 2xx → done. 408, 429, 5xx and network errors → retried with backoff, then dead. Other 4xx →
 dead at once, response kept. Kommo 401/403 → every Kommo write is held and an alert raised.
+An action that waits for another (`depends_on`) is held until that one is done; when an action
+is done, what waits for it is released in the same transaction.
 """
 
 import logging
@@ -16,8 +18,10 @@ from kommo_hub.clients.http import HttpResult
 from kommo_hub.clients.kommo import kommo_configured, kommo_request
 from kommo_hub.clients.n8n import n8n_configured, n8n_post_action
 from kommo_hub.leasing import backoff_delay, claim_row
-from kommo_hub.models import ActionStatus, ActionTarget, Alert, OutboundAction
+from kommo_hub.models import ActionStatus, ActionTarget, Alert, Lead, OutboundAction
 from kommo_hub.outbox.envelope import envelope_for_attempt
+from kommo_hub.outbox.kommo_ops import Sent, operation_send
+from kommo_hub.outbox.services import actions_requeue, dependents_release, waiting_reason
 
 logger = logging.getLogger("kommo_hub.outbox")
 
@@ -42,6 +46,22 @@ def hold_reason(target: str) -> str:
     return ""
 
 
+def dependency_hold_reason(action: OutboundAction) -> str:
+    """Why `action` must wait for the action it depends on ("" when that one is done)."""
+    if action.depends_on_id is None:
+        return ""
+    predecessor = (
+        OutboundAction.objects.filter(pk=action.depends_on_id).values("status", "action").first()
+    )
+    if predecessor is None or predecessor["status"] == ActionStatus.DONE:
+        return ""
+    return waiting_reason(
+        pk=action.depends_on_id,
+        action=predecessor["action"],
+        dead=predecessor["status"] == ActionStatus.DEAD,
+    )
+
+
 def action_deliver(*, action_id: int) -> str:
     token = claim_row(
         OutboundAction, pk=action_id, waiting=WAITING, working=ActionStatus.DELIVERING
@@ -61,38 +81,78 @@ def action_deliver(*, action_id: int) -> str:
         _dead_letter(action, token, {"last_error": error})
         logger.error("action dead: %s", error, extra=log)
         return ActionStatus.DEAD
+    reason = dependency_hold_reason(action)
+    if reason:
+        _record(action, token, status=ActionStatus.HELD, held_reason=reason, attempts_used=False)
+        logger.info("action held: %s", reason, extra=log)
+        # The predecessor may have finished (and released its held dependents) in between.
+        if not dependency_hold_reason(action):
+            actions_requeue(
+                actions=OutboundAction.objects.filter(pk=action.pk, status=ActionStatus.HELD),
+                reset_attempts=False,
+            )
+        return "held"
     reason = hold_reason(action.target)
     if reason:
         _record(action, token, status=ActionStatus.HELD, held_reason=reason, attempts_used=False)
         logger.info("action held: %s", reason, extra=log)
         return "held"
     try:
-        result = _send(action)
+        sent = _send(action)
     except Exception as exc:  # noqa: BLE001 - a bad URL or payload must not strand it "delivering"
-        result = HttpResult(status_code=None, error=f"{type(exc).__name__}: {exc}"[:500])
-    status = _classify(action, result)
-    logger.info("action %s", status, extra={**log, "http_status": result.status_code})
+        sent = Sent(HttpResult(status_code=None, error=f"{type(exc).__name__}: {exc}"[:500]))
+    if sent.hold:
+        _record(action, token, status=ActionStatus.HELD, held_reason=sent.hold, attempts_used=False)
+        logger.info("action held: %s", sent.hold, extra=log)
+        return "held"
+    status = _classify(action, sent)
+    logger.info("action %s", status, extra={**log, "http_status": sent.result.status_code})
     return status
 
 
-def _send(action: OutboundAction) -> HttpResult:
-    if action.target == ActionTarget.N8N:
-        return n8n_post_action(envelope=envelope_for_attempt(action.payload))
+def _send(action: OutboundAction) -> Sent:
     payload = action.payload
-    return kommo_request(method=payload["method"], path=payload["path"], json=payload.get("json"))
+    if action.target == ActionTarget.N8N:
+        lead = None
+        if action.lead_id is not None:
+            lead = Lead.objects.select_related("contact").filter(pk=action.lead_id).first()
+        return Sent(n8n_post_action(envelope=envelope_for_attempt(payload, lead=lead)))
+    if payload.get("operation"):
+        return operation_send(action)
+    return Sent(
+        kommo_request(method=payload["method"], path=payload["path"], json=payload.get("json"))
+    )
 
 
-def _classify(action: OutboundAction, result: HttpResult) -> str:
+def _classify(action: OutboundAction, sent: Sent) -> str:
     token = action.claim_token
+    result = sent.result
     code = result.status_code
     response: dict[str, Any] = {
         "last_status_code": code,
         "last_response": result.excerpt,
         "last_error": result.error,
     }
-    if result.ok:
-        _record(action, token, status=ActionStatus.DONE, delivered_at=timezone.now(), **response)
-        return ActionStatus.DONE
+    if result.ok and not sent.failure:
+        try:
+            with transaction.atomic():
+                if _record(
+                    action, token, status=ActionStatus.DONE, delivered_at=timezone.now(), **response
+                ):
+                    if sent.on_done is not None:
+                        sent.on_done()
+                    dependents_release(action=action)
+            return ActionStatus.DONE
+        except Exception as exc:
+            logger.exception("recording the outcome of action #%s failed", action.pk)
+            error = f"recording the outcome failed: {type(exc).__name__}: {exc}"
+            response["last_error"] = error[:500]
+            return _retry_or_dead(action, token, result, response)
+    if sent.failure == "dead":
+        _dead_letter(action, token, response)
+        return ActionStatus.DEAD
+    if sent.failure == "retry":
+        return _retry_or_dead(action, token, result, response)
     if action.target == ActionTarget.KOMMO and code in KOMMO_STOP:
         with transaction.atomic():
             _record(
@@ -110,7 +170,16 @@ def _classify(action: OutboundAction, result: HttpResult) -> str:
                 )
         return ActionStatus.HELD
     retryable = code is None or code in RETRYABLE or code >= 500
-    if retryable and action.attempts < settings.ACTION_MAX_ATTEMPTS:
+    if retryable:
+        return _retry_or_dead(action, token, result, response)
+    _dead_letter(action, token, response)
+    return ActionStatus.DEAD
+
+
+def _retry_or_dead(
+    action: OutboundAction, token: str, result: HttpResult, response: dict[str, Any]
+) -> str:
+    if action.attempts < settings.ACTION_MAX_ATTEMPTS:
         delay = backoff_delay(action.attempts)
         if result.retry_after_seconds is not None:
             delay = max(delay, timedelta(seconds=min(result.retry_after_seconds, 3600)))
@@ -129,6 +198,9 @@ def _classify(action: OutboundAction, result: HttpResult) -> str:
 def _dead_letter(action: OutboundAction, token: str, response: dict[str, Any]) -> None:
     with transaction.atomic():
         _record(action, token, status=ActionStatus.DEAD, **response)
+        OutboundAction.objects.filter(depends_on=action, status=ActionStatus.HELD).update(
+            held_reason=waiting_reason(pk=action.pk, action=action.action, dead=True)
+        )
         Alert.objects.create(
             kind=Alert.Kind.DEAD_LETTER,
             message=(
@@ -141,10 +213,11 @@ def _dead_letter(action: OutboundAction, token: str, response: dict[str, Any]) -
 
 def _record(
     action: OutboundAction, token: str, *, status: str, attempts_used: bool = True, **fields: Any
-) -> None:
+) -> int:
+    """Store the outcome if this worker still holds the claim; returns the rows updated (0/1)."""
     values: dict[str, Any] = {"status": status, "locked_until": None, **fields}
     if status != ActionStatus.HELD:
         values.setdefault("held_reason", "")
     if not attempts_used:
         values["attempts"] = max(0, action.attempts - 1)
-    OutboundAction.objects.filter(pk=action.pk, claim_token=token).update(**values)
+    return OutboundAction.objects.filter(pk=action.pk, claim_token=token).update(**values)

@@ -42,8 +42,12 @@ def envelope_build(
     return envelope
 
 
-def envelope_for_attempt(payload: dict[str, Any]) -> dict[str, Any]:
+def envelope_for_attempt(payload: dict[str, Any], *, lead: Lead | None = None) -> dict[str, Any]:
+    """The stored payload as sent now: `sent_at`, `callback_url`, and the lead block rebuilt from
+    the current row (e.g. the Kommo ids of a lead created in Kommo after the action was stored)."""
     envelope = {**payload, "sent_at": timezone.now().isoformat().replace("+00:00", "Z")}
+    if lead is not None:
+        envelope["lead"] = lead_block(lead)
     url = callback_url()
     if url:
         envelope["callback_url"] = url
