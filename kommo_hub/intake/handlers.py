@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from kommo_hub.crm import services as crm
+from kommo_hub.flows import leads as leads_flow
 from kommo_hub.intake.kommo import (
     KommoContact,
     KommoLead,
@@ -20,7 +21,7 @@ from kommo_hub.intake.kommo import (
     KommoUnsorted,
 )
 from kommo_hub.intake.leads import LeadIntake, form_lead, rd_converted_lead, rd_legacy_lead
-from kommo_hub.models import InboundEvent, Lead
+from kommo_hub.models import InboundEvent, Lead, Message
 
 
 class PermanentError(Exception):
@@ -44,9 +45,33 @@ def _typed[M: BaseModel](model: type[M], payload: dict[str, Any]) -> M:
         raise PermanentError(f"invalid {model.__name__}: {problems}") from exc
 
 
+class Deferred(Exception):
+    """Not now: the event is retried after `seconds` without using up an attempt."""
+
+    def __init__(self, reason: str, seconds: float = 30.0) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
+
+
 def lead_changed(event: InboundEvent) -> Outcome:
-    lead, changed = crm.lead_upsert_from_kommo(item=_typed(KommoLead, event.payload))
-    return Outcome("lead updated" if changed else "older than what we have; kept ours", lead)
+    item = _typed(KommoLead, event.payload)
+    existed = Lead.objects.filter(kommo_lead_id=item.id).exists()
+    lead, changed = crm.lead_upsert_from_kommo(item=item)
+    result = "lead updated" if changed else "older than what we have; kept ours"
+    action = event.event_type.rsplit(".", 1)[-1]
+    if action == "add":
+        try:
+            routed = leads_flow.kommo_lead_added(
+                lead=lead, item=item, created=not existed, source_event=event
+            )
+            result = f"{result}; {routed}"
+        except leads_flow.KommoCreateInFlight as exc:
+            raise Deferred(str(exc)) from exc
+    elif action == "responsible" and changed:
+        result = leads_flow.kommo_owner_changed(lead=lead, item=item)
+    elif action in {"status", "update"} and changed:
+        result = leads_flow.kommo_lead_moved(lead=lead, item=item, source_event=event)
+    return Outcome(result, lead)
 
 
 def lead_deleted(event: InboundEvent) -> Outcome:
@@ -79,6 +104,8 @@ def unsorted_added(event: InboundEvent) -> Outcome:
 def message_added(event: InboundEvent) -> Outcome:
     message, created = crm.message_record(item=_typed(KommoMessage, event.payload))
     lead = message.conversation.lead
+    if created and message.author_kind == Message.AuthorKind.SALESPERSON:
+        leads_flow.salesperson_replied(lead=lead, at=message.sent_at)
     return Outcome("message stored" if created else "message already stored", lead)
 
 
@@ -94,23 +121,24 @@ def note_added(event: InboundEvent) -> Outcome:
     return Outcome("note stored" if created else "note already stored", note.lead)
 
 
-def _intake_lead(intake: LeadIntake) -> Outcome:
+def _intake_lead(event: InboundEvent, intake: LeadIntake) -> Outcome:
     lead, created = crm.lead_create_from_intake(intake=intake)
-    return Outcome(
-        "lead created" if created else "merged into a recent lead of the same person", lead
-    )
+    if not created:
+        return Outcome("merged into a recent lead of the same person", lead)
+    routed = leads_flow.lead_route_and_sync(lead=lead, source_event=event)
+    return Outcome(f"lead created; {routed}", lead)
 
 
 def rd_legacy_added(event: InboundEvent) -> Outcome:
-    return _intake_lead(rd_legacy_lead(event.payload))
+    return _intake_lead(event, rd_legacy_lead(event.payload))
 
 
 def rd_converted(event: InboundEvent) -> Outcome:
-    return _intake_lead(rd_converted_lead(event.payload))
+    return _intake_lead(event, rd_converted_lead(event.payload))
 
 
 def form_submitted(event: InboundEvent) -> Outcome:
-    return _intake_lead(form_lead(event.payload))
+    return _intake_lead(event, form_lead(event.payload))
 
 
 HANDLERS: dict[str, Callable[[InboundEvent], Outcome]] = {

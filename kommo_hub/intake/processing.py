@@ -1,12 +1,13 @@
 """Processing one inbound event: claim it, run its handler, record the outcome on the row."""
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, DataError, transaction
 from django.utils import timezone
 
-from kommo_hub.intake.handlers import HANDLERS, PermanentError
+from kommo_hub.intake.handlers import HANDLERS, Deferred, PermanentError
 from kommo_hub.leasing import backoff_delay, claim_row
 from kommo_hub.models import Alert, EventStatus, InboundEvent
 
@@ -47,6 +48,10 @@ def event_process(*, event_id: int) -> str:
     except LostClaim:
         logger.warning("event claim lost; another worker has it", extra=log)
         return "lost claim"
+    except Deferred as exc:
+        _defer(event, token, str(exc), exc.seconds)
+        logger.info("event deferred: %s", exc, extra=log)
+        return "deferred"
     except (PermanentError, DataError) as exc:  # DataError: the values do not fit the columns
         _give_up(event, token, str(exc) if isinstance(exc, PermanentError) else f"DataError: {exc}")
         logger.warning("event dead: %s", exc, extra=log)
@@ -94,6 +99,16 @@ def _retry_later(event: InboundEvent, token: str, error: str) -> bool:
     except DatabaseError:
         logger.exception("could not record the failure; the lease will expire and retry")
     return True
+
+
+def _defer(event: InboundEvent, token: str, reason: str, seconds: float) -> None:
+    InboundEvent.objects.filter(pk=event.pk, claim_token=token).update(
+        status=EventStatus.FAILED,
+        attempts=max(0, event.attempts - 1),
+        last_error=f"deferred: {reason}"[:4000],
+        locked_until=None,
+        next_attempt_at=timezone.now() + timedelta(seconds=seconds),
+    )
 
 
 def _give_up(event: InboundEvent, token: str, error: str) -> None:

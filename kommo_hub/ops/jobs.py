@@ -18,6 +18,7 @@ from kommo_hub.models import (
     WorkerHeartbeat,
 )
 from kommo_hub.outbox.delivery import hold_reason
+from kommo_hub.outbox.kommo_ops import LEAD_NOT_IN_KOMMO
 from kommo_hub.outbox.services import actions_requeue
 
 logger = logging.getLogger("kommo_hub.jobs")
@@ -72,15 +73,21 @@ def sweep_actions() -> int:
 
 
 def release_held_actions() -> int:
-    """Held actions go out as soon as their target is configured (and Kommo is not stopped)."""
+    """Held actions go out as soon as their target is configured (and Kommo is not stopped).
+
+    Not those that would only be held again: waiting for an action that is not done, or for
+    their lead to get its Kommo id (its lead_create releases them).
+    """
     released = 0
     for target in ActionTarget.values:
         if hold_reason(target):
             continue
-        released += actions_requeue(
-            actions=OutboundAction.objects.filter(target=target, status=ActionStatus.HELD),
-            reset_attempts=False,
+        held = (
+            OutboundAction.objects.filter(target=target, status=ActionStatus.HELD)
+            .filter(Q(depends_on__isnull=True) | Q(depends_on__status=ActionStatus.DONE))
+            .exclude(held_reason=LEAD_NOT_IN_KOMMO, lead__kommo_lead_id__isnull=True)
         )
+        released += actions_requeue(actions=held, reset_attempts=False)
     return released
 
 
@@ -97,10 +104,18 @@ def prune_bookkeeping() -> int:
     return removed
 
 
+def routing() -> int:
+    """Waiting leads go to whoever became available; missed reply SLAs are reassigned."""
+    from kommo_hub.flows.leads import routing_tick
+
+    return routing_tick()
+
+
 # name → (every N seconds, job)
 JOBS = {
     "sweep_events": (5, sweep_events),
     "sweep_actions": (5, sweep_actions),
     "release_held_actions": (30, release_held_actions),
+    "routing": (60, routing),
     "prune_bookkeeping": (3600, prune_bookkeeping),
 }

@@ -153,7 +153,9 @@ def test_an_older_lead_event_arriving_late_does_not_overwrite_the_newer_one(clie
     assert lead.kommo_updated_at == utc(1767268800)
     late = InboundEvent.objects.get(event_type="kommo.leads.add")
     assert late.status == EventStatus.PROCESSED
-    assert late.result == "older than what we have; kept ours"
+    assert (
+        late.result == "older than what we have; kept ours; routed: waiting for someone available"
+    )
 
 
 def test_lead_events_in_order_end_in_the_latest_state(client) -> None:

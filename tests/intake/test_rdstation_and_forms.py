@@ -93,7 +93,7 @@ def test_a_portuguese_website_form_becomes_a_normalized_lead(
     assert (event.event_type, event.status, event.result) == (
         "forms.lead",
         EventStatus.PROCESSED,
-        "lead created",
+        "lead created; routed: waiting for someone available",
     )
     assert event.lead == lead
 

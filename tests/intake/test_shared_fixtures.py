@@ -110,7 +110,7 @@ def test_lead_add_creates_the_mirrored_lead_with_its_tags_and_utm(client) -> Non
     assert event.event_type == "kommo.leads.add"
     assert event.dedupe_key == "kommo:31234567:leads:add:18754321:1767261600"
     assert event.external_id == "18754321"
-    assert event.result == "lead updated"
+    assert event.result == "lead updated; routed: waiting for someone available"
     assert event.lead == lead
     assert event.payload["custom_fields"]["0"]["values"]["0"]["value"] == "instagram"
 
@@ -280,7 +280,7 @@ def test_rd_station_legacy_conversion_creates_a_normalized_lead_and_contact(clie
         "rdstation:converted:b1f2c3d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d:2026-01-01T09:00:00.000-03:00"
     )
     assert event.external_id == "b1f2c3d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
-    assert event.result == "lead created"
+    assert event.result == "lead created; routed: waiting for someone available"
     assert event.lead == lead
 
 
@@ -317,4 +317,7 @@ def test_both_rd_station_payloads_of_one_conversion_end_in_one_lead(client) -> N
     assert Lead.objects.count() == 1
     assert Contact.objects.count() == 1
     results = list(InboundEvent.objects.order_by("pk").values_list("result", flat=True))
-    assert results == ["lead created", "merged into a recent lead of the same person"]
+    assert results == [
+        "lead created; routed: waiting for someone available",
+        "merged into a recent lead of the same person",
+    ]

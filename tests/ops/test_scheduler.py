@@ -27,7 +27,13 @@ pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 TICK_NOW = 3600.0 * 490_000  # a multiple of every job's period: all four are due
-ALL_JOBS = {"sweep_events", "sweep_actions", "release_held_actions", "prune_bookkeeping"}
+ALL_JOBS = {
+    "sweep_events",
+    "sweep_actions",
+    "release_held_actions",
+    "routing",
+    "prune_bookkeeping",
+}
 
 
 @pytest.fixture
@@ -49,6 +55,7 @@ def test_a_tick_runs_every_job_once_and_the_same_tick_again_runs_nothing() -> No
         ("sweep_events", int(TICK_NOW // 5), "host-a"),
         ("sweep_actions", int(TICK_NOW // 5), "host-a"),
         ("release_held_actions", int(TICK_NOW // 30), "host-a"),
+        ("routing", int(TICK_NOW // 60), "host-a"),
         ("prune_bookkeeping", int(TICK_NOW // 3600), "host-a"),
     }
 
@@ -85,7 +92,7 @@ def test_schedulers_ticking_at_once_on_several_threads_run_each_job_exactly_once
         thread.join()
 
     assert sorted(runs) == sorted(ALL_JOBS)
-    assert SchedulerRun.objects.count() == 4
+    assert SchedulerRun.objects.count() == len(ALL_JOBS)
 
 
 def test_a_failing_job_does_not_stop_the_others_and_is_not_counted(

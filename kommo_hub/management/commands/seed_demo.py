@@ -1,6 +1,9 @@
-"""Idempotent demo data: logins, and a few leads that went through the real intake pipeline."""
+"""Idempotent demo data: logins, areas, salespeople, rules, and a few leads that went through
+the real intake pipeline (so they are routed, and their Kommo and n8n actions wait in the outbox
+until those systems are configured)."""
 
 import json
+from datetime import time
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +18,17 @@ from kommo_hub.intake.leads import split_rdstation_body
 from kommo_hub.intake.parsed import ParsedEvent, make_key
 from kommo_hub.intake.processing import event_process
 from kommo_hub.intake.store import inbound_request_store
-from kommo_hub.models import EventStatus, InboundEvent, Lead, Source
-from kommo_hub.outbox.envelope import envelope_build
-from kommo_hub.outbox.services import action_enqueue
+from kommo_hub.models import EventStatus, InboundEvent, Source
+from routing.models import (
+    Area,
+    AreaMembership,
+    ConditionField,
+    RoutingRule,
+    RuleCondition,
+    Salesperson,
+    Strategy,
+    WorkingHours,
+)
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 MANAGER = ("gerente", "gerente-demo-2026")
@@ -43,23 +54,73 @@ class Command(BaseCommand):
             if created:
                 seller.set_password(SALESPERSON[1])
                 seller.save()
+            self._routing(seller)
         self._ingest(Source.KOMMO, "lead_add.form", self._kommo)
         self._ingest(Source.KOMMO, "message_incoming_whatsapp.form", self._kommo)
         self._ingest(Source.RDSTATION, "conversion_webhook_converted.json", self._rd)
         self._ingest(Source.FORMS, "website_form.json", self._form)
-        lead = Lead.objects.filter(source="rdstation").first()
-        if lead is not None:
-            key = f"demo:proactive_message:{lead.pk}"
-            action_enqueue(
-                target="n8n",
-                action="proactive_message",
-                idempotency_key=key,
-                payload=envelope_build(action="proactive_message", idempotency_key=key, lead=lead),
-                lead=lead,
-            )
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  manager login:     {MANAGER[0]} / {MANAGER[1]}")
         self.stdout.write(f"  salesperson login: {SALESPERSON[0]} / {SALESPERSON[1]}")
+
+    @staticmethod
+    def _routing(seller: Any) -> None:
+        """Two areas, four people available every hour of the week, and two rules."""
+        sales, _ = Area.objects.get_or_create(
+            slug="vendas",
+            defaults={
+                "name": "Vendas",
+                "is_default": True,
+                "strategy": Strategy.ROUND_ROBIN,
+                "reply_sla_minutes": 30,
+                "ai_instructions": "Você é a assistente comercial. Seja cordial e objetiva.",
+                "first_message_hint": "Agradeça o interesse e pergunte o melhor horário.",
+            },
+        )
+        companies, _ = Area.objects.get_or_create(
+            slug="empresas",
+            defaults={
+                "name": "Empresas",
+                "strategy": Strategy.WEIGHTED,
+                "ai_instructions": "Atendimento a empresas: pergunte o porte e o CNPJ.",
+                "first_message_hint": "Apresente o plano corporativo.",
+            },
+        )
+        people = [
+            ("Carlos Souza", seller, sales, 1),
+            ("Ana Lima", None, sales, 1),
+            ("Bruno Costa", None, companies, 3),
+            ("Duda Alves", None, companies, 1),
+        ]
+        for name, user, area, weight in people:
+            person, created = Salesperson.objects.get_or_create(
+                name=name, defaults={"user": user, "is_duty": name == "Duda Alves"}
+            )
+            if created:
+                WorkingHours.objects.bulk_create(
+                    WorkingHours(salesperson=person, weekday=d, starts=time(0), ends=time(0))
+                    for d in range(7)
+                )
+            AreaMembership.objects.get_or_create(
+                area=area, salesperson=person, defaults={"weight": weight}
+            )
+        if not RoutingRule.objects.exists():
+            b2b = RoutingRule.objects.create(
+                name="Campanhas B2B", position=1, target_area=companies
+            )
+            RuleCondition.objects.create(
+                rule=b2b, field=ConditionField.UTM_CAMPAIGN, operator="contains", value="b2b"
+            )
+            corp = RoutingRule.objects.create(
+                name="Formulário empresas", position=2, target_area=companies
+            )
+            RuleCondition.objects.create(
+                rule=corp,
+                field=ConditionField.LEAD_FIELD,
+                field_name="empresa",
+                operator="regex",
+                value=".+",
+            )
 
     def _ingest(self, source: str, name: str, parse: Any) -> None:
         text = (DEMO_DIR / name).read_text()
