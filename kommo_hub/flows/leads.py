@@ -213,7 +213,7 @@ def kommo_owner_changed(*, lead: Lead, item: KommoLead) -> str:
         return _("no responsible user in the event")
     if item.modified_user_id == 0:
         return _("echo of the hub's own write")
-    if _is_echo(lead=lead, kommo_user_id=new_owner, version=item.version):
+    if _is_echo(lead=lead, field="responsible_user_id", value=new_owner, version=item.version):
         return _("echo of the hub's own write")
     new = assignment_from_kommo_owner(lead_id=lead.pk, kommo_user_id=new_owner)
     if new is None:
@@ -221,7 +221,8 @@ def kommo_owner_changed(*, lead: Lead, item: KommoLead) -> str:
     return _("owner changed in Kommo")
 
 
-def _is_echo(*, lead: Lead, kommo_user_id: int, version: Any) -> bool:
+def _is_echo(*, lead: Lead, field: str, value: int | None, version: Any) -> bool:
+    """Kommo reporting a value the hub itself wrote (not newer than that write)?"""
     writes = list(
         OutboundAction.objects.filter(
             lead=lead,
@@ -235,11 +236,8 @@ def _is_echo(*, lead: Lead, kommo_user_id: int, version: Any) -> bool:
     written = [
         w
         for w in writes
-        if kommo_user_id
-        in (
-            w["payload"].get("responsible_user_id"),
-            w["payload"].get("body", {}).get("responsible_user_id"),
-        )
+        if value is not None
+        and value in (w["payload"].get(field), w["payload"].get("body", {}).get(field))
     ]
     if not written:
         return False
@@ -252,7 +250,10 @@ def _is_echo(*, lead: Lead, kommo_user_id: int, version: Any) -> bool:
 def kommo_lead_moved(*, lead: Lead, item: KommoLead, source_event: InboundEvent) -> str:
     """A stage change by a person stops the SLA clock; a closed lead frees capacity."""
     moved = item.old_status_id is not None and item.old_status_id != item.status_id
-    if moved and item.modified_user_id != 0:
+    echo = item.modified_user_id == 0 or _is_echo(
+        lead=lead, field="status_id", value=item.status_id, version=item.version
+    )
+    if moved and not echo:
         assignment_mark_responded(lead_id=lead.pk, at=item.version or timezone.now())
     if item.status_id in CLOSED_STATUSES:
         drained = backlog_drain(

@@ -387,3 +387,51 @@ def test_a_salesperson_reply_stops_the_sla(
     with time_machine.travel(NOW + timedelta(hours=2), tick=False), committed():
         assert routing_tick() == 0
     assert unquote(fake_kommo.calls()[-1][1]) == "/api/v4/leads/complex"
+
+
+def status_event(lead_id: int, old: int, new: int, at: datetime, user: int) -> str:
+    return kommo_body(
+        "leads[status][0]",
+        [
+            ("id", str(lead_id)),
+            ("status_id", str(new)),
+            ("old_status_id", str(old)),
+            ("pipeline_id", str(PIPELINE)),
+            ("modified_user_id", str(user)),
+            ("updated_at", str(int(at.timestamp()))),
+        ],
+    )
+
+
+def test_the_echo_of_the_hubs_stage_write_does_not_stop_the_sla_but_a_person_moving_it_does(
+    client: Client, fake_kommo: FakeKommo, n8n: LocalHttpServer, sales: dict[str, Any]
+) -> None:
+    body = kommo_body("leads[add][0]", [("id", "5550003"), ("status_id", "111")])
+    send(client, KOMMO_URL, body, content_type="application/x-www-form-urlencoded")
+    assert fake_kommo.calls() == [("PATCH", "/api/v4/leads/5550003")]
+    echo = status_event(5550003, 111, STAGE, NOW, ADMIN_KOMMO)
+    send(client, KOMMO_URL, echo, content_type="application/x-www-form-urlencoded")
+    assert Assignment.objects.get().responded_at is None
+    later = NOW + timedelta(minutes=3)
+    moved = status_event(5550003, STAGE, STAGE + 1, later, ANA_KOMMO)
+    with time_machine.travel(later, tick=False):
+        send(client, KOMMO_URL, moved, content_type="application/x-www-form-urlencoded")
+    assert Assignment.objects.get().responded_at == later
+
+
+def test_a_won_lead_frees_capacity_and_the_waiting_lead_is_assigned_at_once(
+    client: Client, fake_kommo: FakeKommo, n8n: LocalHttpServer, sales: dict[str, Any]
+) -> None:
+    for person in (sales["Ana"], sales["Bruno"]):
+        person.max_open_leads = 1
+        person.save()
+    for n in range(3):
+        send(client, FORMS_URL, json.dumps({**FORM, "telefone": f"(11) 9876-000{n}", "email": ""}))
+    waiting = Assignment.objects.get(status="waiting")
+    first = Lead.objects.order_by("pk").first()
+    won = status_event(first.kommo_lead_id, STAGE, 142, NOW + timedelta(minutes=1), ANA_KOMMO)
+    send(client, KOMMO_URL, won, content_type="application/x-www-form-urlencoded")
+    current = Assignment.objects.get(lead=waiting.lead, is_current=True)
+    assert (current.salesperson, current.kind) == (sales["Ana"], AssignmentKind.BACKLOG)
+    handoffs = [b for b in n8n_bodies(n8n) if b["action"] == "handoff"]
+    assert [h["lead"]["id"] for h in handoffs] == [waiting.lead_id]

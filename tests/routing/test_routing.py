@@ -392,3 +392,18 @@ def test_queries_per_assignment_do_not_grow_with_rules_or_people() -> None:
     small = _queries_for_one_assignment(rules=2, people=2)
     large = _queries_for_one_assignment(rules=60, people=40)
     assert small == large
+
+
+@pytest.mark.parametrize("strategy", [Strategy.ROUND_ROBIN, Strategy.WEIGHTED])
+def test_back_from_vacation_gets_the_normal_share_not_the_missed_leads(strategy: str) -> None:
+    area = AreaFactory(is_default=True, strategy=strategy)
+    ana, _, _ = team(area, "Ana", "Bruno", "Carla")
+    TimeOffFactory(salesperson=ana, first_day=date(2026, 11, 25), last_day=date(2026, 11, 26))
+    for n in range(20):
+        route(LeadFactory(), at=WEDNESDAY_10H + timedelta(minutes=n))
+    back = datetime(2026, 11, 27, 10, 0, tzinfo=SP)
+    names = [
+        route(LeadFactory(), at=back + timedelta(minutes=n)).salesperson.name for n in range(9)
+    ]
+    assert sorted(names) == ["Ana"] * 3 + ["Bruno"] * 3 + ["Carla"] * 3
+    assert names[:3].count("Ana") == 1
