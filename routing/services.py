@@ -152,14 +152,18 @@ def _persist(
 
 
 def _alert_waiting(lead: Lead, decision: Decision) -> None:
-    where = decision.target.area.name if decision.target.area else _("its salesperson")
     if Alert.objects.filter(active=True, kind=Alert.Kind.ROUTING_WAITING).exists():
         return  # one open alert says "leads are waiting"; the queue itself is on the admin
-    Alert.objects.create(
-        kind=Alert.Kind.ROUTING_WAITING,
-        message=_("Lead #%(id)s is waiting: nobody in %(where)s is available.")
-        % {"id": lead.pk, "where": where},
-    )
+    if decision.target.area is not None:
+        message = _("Lead #%(id)s is waiting: nobody in %(area)s is available.") % {
+            "id": lead.pk,
+            "area": decision.target.area.name,
+        }
+    else:
+        message = _("Lead #%(id)s is waiting: the salesperson its rule names is unavailable.") % {
+            "id": lead.pk
+        }
+    Alert.objects.create(kind=Alert.Kind.ROUTING_WAITING, message=message)
 
 
 def _drain_locked(target: Target, *, now: datetime, limit: int = 200) -> list[Assignment]:

@@ -37,12 +37,12 @@ class Candidate:
 
     def over_cap(self) -> str:
         if self.max_open_leads is not None and self.open_leads >= self.max_open_leads:
-            return _("over the cap of open leads (%(n)d/%(max)d)") % {
+            return _("reached the cap of open leads (%(n)d/%(max)d)") % {
                 "n": self.open_leads,
                 "max": self.max_open_leads,
             }
         if self.max_new_leads_per_day is not None and self.new_today >= self.max_new_leads_per_day:
-            return _("over the daily cap of new leads (%(n)d/%(max)d)") % {
+            return _("reached the daily cap of new leads (%(n)d/%(max)d)") % {
                 "n": self.new_today,
                 "max": self.max_new_leads_per_day,
             }

@@ -2,6 +2,8 @@
 
 routing/ decides who gets a lead; this module is the only place that turns those decisions into
 side effects, so the domain app never talks HTTP and every side effect is retried and visible.
+The strings returned become the event's result: operational records, in English like every
+handler's. What people read (Kommo notes, explanations) is translated.
 """
 
 from datetime import timedelta
@@ -70,14 +72,14 @@ def lead_route_and_sync(*, lead: Lead, source_event: InboundEvent | None) -> str
     """Route a new lead and schedule everything that follows. Idempotent."""
     result = lead_route(lead_id=lead.pk)
     if not result.created:
-        return _("already routed")
+        return "already routed"
     for drained in result.drained:
         assignment_sync(assignment=drained, source_event=source_event)
     assignment_sync(assignment=result.assignment, source_event=source_event)
     assignment = result.assignment
     if assignment.salesperson_id is None:
-        return _("routed: waiting for someone available")
-    return _("routed to %(name)s") % {"name": assignment.salesperson}
+        return "routed: waiting for someone available"
+    return f"routed to {assignment.salesperson}"
 
 
 def assignment_sync(*, assignment: Assignment, source_event: InboundEvent | None) -> None:
@@ -183,9 +185,9 @@ def kommo_lead_added(
     """A lead appeared in Kommo. Ours (created by the hub) → nothing; else it is routed, unless a
     salesperson already owns it there."""
     if Assignment.objects.filter(lead=lead, is_current=True).exists():
-        return _("already routed")
+        return "already routed"
     if created and _create_in_flight():
-        raise KommoCreateInFlight(_("the hub is creating a lead in Kommo; waiting for its id"))
+        raise KommoCreateInFlight("the hub is creating a lead in Kommo; waiting for its id")
     owner = (
         Salesperson.objects.filter(kommo_user_id=item.responsible_user_id, active=True).first()
         if item.responsible_user_id
@@ -193,7 +195,7 @@ def kommo_lead_added(
     )
     if owner is not None:
         assignment_from_kommo_owner(lead_id=lead.pk, kommo_user_id=owner.kommo_user_id or 0)
-        return _("owner set in Kommo: %(name)s") % {"name": owner.name}
+        return f"owner set in Kommo: {owner.name}"
     return lead_route_and_sync(lead=lead, source_event=source_event)
 
 
@@ -210,15 +212,15 @@ def kommo_owner_changed(*, lead: Lead, item: KommoLead) -> str:
     """`leads[responsible]`: a manual change in Kommo is the truth; our own write's echo is not."""
     new_owner = item.responsible_user_id
     if new_owner is None:
-        return _("no responsible user in the event")
+        return "no responsible user in the event"
     if item.modified_user_id == 0:
-        return _("echo of the hub's own write")
+        return "echo of the hub's own write"
     if _is_echo(lead=lead, field="responsible_user_id", value=new_owner, version=item.version):
-        return _("echo of the hub's own write")
+        return "echo of the hub's own write"
     new = assignment_from_kommo_owner(lead_id=lead.pk, kommo_user_id=new_owner)
     if new is None:
-        return _("owner unchanged")
-    return _("owner changed in Kommo")
+        return "owner unchanged"
+    return "owner changed in Kommo"
 
 
 def _is_echo(*, lead: Lead, field: str, value: int | None, version: Any) -> bool:
@@ -260,8 +262,8 @@ def kommo_lead_moved(*, lead: Lead, item: KommoLead, source_event: InboundEvent)
             then=lambda a: assignment_sync(assignment=a, source_event=source_event)
         )
         if drained:
-            return _("lead closed; %(n)d waiting lead(s) assigned") % {"n": len(drained)}
-    return _("stage recorded")
+            return f"lead closed; waiting leads assigned: {len(drained)}"
+    return "stage recorded"
 
 
 def salesperson_replied(*, lead: Lead | None, at: Any) -> None:

@@ -124,7 +124,7 @@ def test_unavailable_people_are_dropped_with_the_reason() -> None:
     assert reasons["Bruno"] == (False, "inactive")
     assert reasons["Carla"][0] is False
     assert "30/11/2026" in reasons["Carla"][1]
-    assert reasons["Davi"] == (False, "over the cap of open leads (0/0)")
+    assert reasons["Davi"] == (False, "reached the cap of open leads (0/0)")
     assert reasons["Eva"][0] is False
 
 

@@ -110,7 +110,7 @@ def test_backup_tier_serves_when_the_first_tier_is_empty() -> None:
 
 def test_over_cap_names_the_cap() -> None:
     c = Candidate(salesperson_id=1, name="Ana", open_leads=5, max_open_leads=5)
-    assert c.over_cap() == "over the cap of open leads (5/5)"
+    assert c.over_cap() == "reached the cap of open leads (5/5)"
     c = Candidate(salesperson_id=1, name="Ana", new_today=3, max_new_leads_per_day=3)
-    assert c.over_cap() == "over the daily cap of new leads (3/3)"
+    assert c.over_cap() == "reached the daily cap of new leads (3/3)"
     assert Candidate(salesperson_id=1, name="Ana", open_leads=4, max_open_leads=5).over_cap() == ""
