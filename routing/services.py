@@ -172,7 +172,7 @@ def _drain_locked(target: Target, *, now: datetime, limit: int = 200) -> list[As
     queue = list(
         waiting_assignments(area_id=area_id, salesperson_id=target.salesperson_id)
         .select_related("lead")
-        .select_for_update(skip_locked=True)[:limit]
+        .select_for_update(skip_locked=True, of=("self",))[:limit]
     )
     assigned: list[Assignment] = []
     for waiting in queue:
@@ -240,7 +240,9 @@ def _drain_unrouted(*, now: datetime, then: OnAssigned | None) -> list[Assignmen
     for waiting in waiting_assignments(area_id=None, salesperson_id=None).select_related("lead"):
         with transaction.atomic():
             lead = (
-                Lead.objects.select_for_update().select_related("contact").get(pk=waiting.lead_id)
+                Lead.objects.select_for_update(of=("self",))
+                .select_related("contact")
+                .get(pk=waiting.lead_id)
             )
             target, checked = target_for(facts=lead_facts(lead), rules=rules, default=default)
             if target is None:

@@ -102,7 +102,7 @@ def assignment_sync(*, assignment: Assignment, source_event: InboundEvent | None
                 idempotency_key=f"kommo:lead_create:{lead.pk}",
                 source_event=source_event,
             )
-        else:
+        elif responsible or area is not None:  # else there is nothing new to tell Kommo
             body: dict[str, Any] = {"tags_to_add": [{"name": t} for t in lead_tags(lead, area)]}
             if responsible:
                 body["responsible_user_id"] = responsible

@@ -55,7 +55,7 @@ def test_parallel_identical_posts_store_one_event_processed_once(hub: HubProcess
     event.refresh_from_db()
     assert event.status == EventStatus.PROCESSED
     assert event.attempts == 1
-    assert event.result == "lead updated"
+    assert event.result == "lead updated; routed: waiting for someone available"
     lead = Lead.objects.get()
     assert lead.kommo_lead_id == 18754321
     assert event.lead_id == lead.pk

@@ -60,7 +60,7 @@ def test_event_of_a_killed_worker_is_processed_by_the_next_one(hub: HubProcesses
     )
     event.refresh_from_db()
     assert event.attempts == 2
-    assert event.result == "lead updated"
+    assert event.result == "lead updated; routed: waiting for someone available"
     lead = Lead.objects.get()
     assert event.lead_id == lead.pk
     assert lead.kommo_status_id == 61234501
