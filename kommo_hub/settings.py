@@ -128,6 +128,16 @@ WEBHOOK_MAX_FIELDS = env.int("WEBHOOK_MAX_FIELDS", default=50_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
 FORMS_DEDUPE_WINDOW_SECONDS = env.int("FORMS_DEDUPE_WINDOW_SECONDS", default=600)
 LEAD_MERGE_WINDOW_MINUTES = env.int("LEAD_MERGE_WINDOW_MINUTES", default=30)
+
+# --- Conversations and bot control --------------------------------------------------------
+# Customer messages within this many seconds of each other get one AI reply.
+REPLY_COALESCE_SECONDS = env.float("REPLY_COALESCE_SECONDS", default=4.0)
+# Commands, matched ignoring case and accents, anywhere in a salesperson's message or a note.
+BOT_PAUSE_COMMANDS = env.list("BOT_PAUSE_COMMANDS", default=["#pausar", "#pause", "#humano"])
+BOT_RESUME_COMMANDS = env.list("BOT_RESUME_COMMANDS", default=["#voltar", "#bot", "#resume"])
+# An outgoing message within this many seconds of an n8n send whose callback has not arrived yet
+# may be the bot's own: its processing waits for the callback (up to this long) before deciding.
+BOT_ECHO_WINDOW_SECONDS = env.int("BOT_ECHO_WINDOW_SECONDS", default=120)
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="BR")
 
 EVENT_MAX_ATTEMPTS = env.int("EVENT_MAX_ATTEMPTS", default=8)

@@ -58,6 +58,23 @@ class Area(models.Model):
     is_default = models.BooleanField(
         _("default area"), default=False, help_text=_("Receives leads no rule matched.")
     )
+    auto_takeover = models.BooleanField(
+        _("a salesperson's message pauses the bot"),
+        default=True,
+        help_text=_("Any message the hub did not send (from Kommo or the phone) pauses the AI."),
+    )
+    takeover_resume_hours = models.PositiveIntegerField(
+        _("bot resumes after hours of human silence"),
+        default=2,
+        help_text=_("After an automatic takeover. 0: only #voltar resumes it."),
+    )
+    max_pause_hours = models.PositiveIntegerField(
+        _("longest pause (hours)"),
+        null=True,
+        blank=True,
+        default=24,
+        help_text=_("A plain #pausar ends after this. Empty: only #voltar resumes it."),
+    )
     rotation_seq = models.PositiveBigIntegerField(_("rotation counter"), default=0, editable=False)
 
     class Meta:
