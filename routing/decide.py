@@ -5,7 +5,7 @@ and backtest only show it. Every step that kept or dropped someone is recorded, 
 can see why a lead went where it went.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -22,6 +22,8 @@ from routing.strategies import Candidate, first_tier, pick
 
 # Calendars are loaded this far ahead, for the SLA clock.
 CALENDAR_DAYS = 14
+# Non-matching rules explained in full on each assignment; the rest are counted.
+RULES_EXPLAINED = 30
 
 
 @dataclass
@@ -89,18 +91,43 @@ def local_day_start(now: datetime) -> datetime:
 
 
 def target_for(
-    *, facts: LeadFacts, rules: Sequence[CompiledRule], default: Area | None
+    *,
+    facts: LeadFacts,
+    rules: Sequence[CompiledRule],
+    default: Callable[[], Area | None],
 ) -> tuple[Target | None, list[dict[str, Any]]]:
-    """First matching rule wins; the default area catches the rest."""
+    """First matching rule wins; the default area (read only when needed) catches the rest."""
     checked: list[dict[str, Any]] = []
+    skipped = 0
     for rule in rules:
         matched, why = rule.matches(facts)
-        checked.append({"id": rule.id, "name": rule.name, "matched": matched, "why": why})
         if matched:
+            _note_skipped(checked, skipped)
+            checked.append({"id": rule.id, "name": rule.name, "matched": True, "why": why})
             return Target(area=None, salesperson_id=None, rule=rule), checked
-    if default is not None:
-        return Target(area=default, salesperson_id=None, rule=None), checked
+        if len(checked) < RULES_EXPLAINED:
+            checked.append({"id": rule.id, "name": rule.name, "matched": False, "why": why})
+        else:
+            skipped += 1
+    _note_skipped(checked, skipped)
+    area = default()
+    if area is not None:
+        return Target(area=area, salesperson_id=None, rule=None), checked
     return None, checked
+
+
+def _note_skipped(checked: list[dict[str, Any]], skipped: int) -> None:
+    """Thousands of non-matching rules would make every assignment row huge: the first ones
+    and a count are what a manager reads."""
+    if skipped:
+        checked.append(
+            {
+                "id": None,
+                "name": _("… and %(n)d more rules that did not match") % {"n": skipped},
+                "matched": False,
+                "why": [],
+            }
+        )
 
 
 def _evaluate(

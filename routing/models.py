@@ -1,10 +1,13 @@
 """Who serves which leads: areas, salespeople and their calendars, rules, and assignments."""
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -375,6 +378,19 @@ class RuleCondition(models.Model):
         subject = self.field_name if self.field == ConditionField.LEAD_FIELD else self.field
         return f"{subject} {self.operator} {self.value}"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        self._rule_changed()
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        result = super().delete(*args, **kwargs)
+        self._rule_changed()
+        return result
+
+    def _rule_changed(self) -> None:
+        # Compiled rules are cached per rule set version (routing.selectors.rules_compiled).
+        RoutingRule.objects.filter(pk=self.rule_id).update(updated_at=timezone.now())
+
     def clean(self) -> None:
         from routing.conditions import condition_validate
 
@@ -458,9 +474,10 @@ class Assignment(models.Model):
             )
         ]
         indexes = [
+            # Covers the load counts (open leads, leads today) without reading the explanation.
             models.Index(
-                fields=["salesperson", "is_current"],
-                name="assignment_owner_idx",
+                fields=["salesperson", "is_current", "status", "decided_at", "lead"],
+                name="assignment_load_idx",
             ),
             models.Index(
                 fields=["status", "is_current", "decided_at"], name="assignment_queue_idx"

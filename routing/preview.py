@@ -16,7 +16,7 @@ from routing.selectors import area_default, rules_compiled
 def _decide_for(
     *, facts: LeadFacts, lead: Lead | None, at: datetime, overlay: Overlay | None
 ) -> Decision:
-    target, checked = target_for(facts=facts, rules=rules_compiled(), default=area_default())
+    target, checked = target_for(facts=facts, rules=rules_compiled(), default=area_default)
     if target is None:
         decision = Decision(target=Target(area=None, salesperson_id=None, rule=None))
         decision.rules_checked = checked

@@ -3,7 +3,8 @@ rules, areas or salespeople (bench/routing.py holds us to it)."""
 
 from datetime import datetime
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db import connection
+from django.db.models import Count, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
@@ -23,9 +24,32 @@ from routing.strategies import Candidate
 CLOSED_STATUSES = (142, 143)
 
 
+_compiled: dict[str, tuple[tuple[object, ...], list[CompiledRule]]] = {}
+
+
+def forget_compiled_rules() -> None:
+    _compiled.clear()
+
+
 def rules_compiled() -> list[CompiledRule]:
+    """The active rules, compiled once per change: each call costs one small aggregate query,
+    and every process sees a manager's edit on its next lead."""
+    version = tuple(
+        RoutingRule.objects.aggregate(
+            n_rules=Count("pk", distinct=True),
+            changed=Max("updated_at"),
+            n_conditions=Count("conditions"),
+            last_condition=Max("conditions__pk"),
+        ).values()
+    )
+    key = connection.alias
+    cached = _compiled.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
     rules = RoutingRule.objects.filter(active=True).prefetch_related("conditions")
-    return compile_rules(rules.order_by("position", "pk"))
+    compiled = compile_rules(rules.order_by("position", "pk"))
+    _compiled[key] = (version, compiled)
+    return compiled
 
 
 def area_default() -> Area | None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -23,6 +24,7 @@ from routing.models import (
     AssignmentKind,
     AssignmentStatus,
     Salesperson,
+    Strategy,
 )
 from routing.selectors import area_default, rules_compiled, waiting_assignments, waiting_targets
 
@@ -51,13 +53,12 @@ def lead_route(*, lead_id: int, now: datetime | None = None) -> RouteResult:
         if current is not None:
             return RouteResult(assignment=current, created=False)
         target, checked = target_for(
-            facts=lead_facts(lead), rules=rules_compiled(), default=area_default()
+            facts=lead_facts(lead), rules=rules_compiled(), default=_locked_default_area
         )
         if target is None:
             assignment = _no_target(lead, checked, now)
             return RouteResult(assignment=assignment, created=True)
-        target = _resolved(target)
-        _lock(target)
+        target = _resolved_and_locked(target)
         drained = _drain_locked(target, now=now)
         decision = decide(target=target, lead=lead, at=now)
         decision.rules_checked = checked
@@ -65,14 +66,21 @@ def lead_route(*, lead_id: int, now: datetime | None = None) -> RouteResult:
         return RouteResult(assignment=assignment, created=True, drained=drained)
 
 
-def _resolved(target: Target) -> Target:
+def _locked_default_area() -> Area | None:
+    return Area.objects.select_for_update().filter(is_default=True, active=True).first()
+
+
+def _resolved_and_locked(target: Target) -> Target:
+    """The rule's target, its area row locked (read once)."""
     rule = target.rule
     if rule is None:
-        return target
+        return target  # the default area, already read with its lock
     if rule.target_area_id is not None:
-        area = Area.objects.get(pk=rule.target_area_id)
+        area = Area.objects.select_for_update().get(pk=rule.target_area_id)
         return Target(area=area, salesperson_id=None, rule=rule)
-    return Target(area=None, salesperson_id=rule.target_salesperson_id, rule=rule)
+    target = Target(area=None, salesperson_id=rule.target_salesperson_id, rule=rule)
+    _lock(target)
+    return target
 
 
 def _lock(target: Target) -> None:
@@ -115,15 +123,17 @@ def _persist(
     if decision.turn is not None and area is not None:
         Area.objects.filter(pk=area.pk).update(rotation_seq=decision.turn)
         area.rotation_seq = decision.turn
-        AreaMembership.objects.bulk_update(
-            [
-                AreaMembership(
-                    pk=c.membership_id, last_turn=c.last_turn, current_weight=c.current_weight
-                )
-                for c in decision.rotated
-                if c.membership_id is not None
-            ],
-            ["last_turn", "current_weight"],
+        # F() updates: two statements whatever the size of the area (not a row per member).
+        weighted = decision.strategy == Strategy.WEIGHTED
+        tier = [c.membership_id for c in decision.rotated if c.membership_id is not None]
+        chosen = next(c for c in decision.rotated if c.salesperson_id == decision.salesperson_id)
+        if weighted:
+            AreaMembership.objects.filter(pk__in=tier).update(
+                current_weight=F("current_weight") + F("weight")
+            )
+        total = sum(c.weight for c in decision.rotated) if weighted else 0
+        AreaMembership.objects.filter(pk=chosen.membership_id or 0).update(
+            last_turn=chosen.last_turn, current_weight=F("current_weight") - total
         )
     sla_due = None
     if decision.salesperson_id is not None:
@@ -244,11 +254,12 @@ def _drain_unrouted(*, now: datetime, then: OnAssigned | None) -> list[Assignmen
                 .select_related("contact")
                 .get(pk=waiting.lead_id)
             )
-            target, checked = target_for(facts=lead_facts(lead), rules=rules, default=default)
+            target, checked = target_for(
+                facts=lead_facts(lead), rules=rules, default=_locked_default_area
+            )
             if target is None:
                 continue
-            target = _resolved(target)
-            _lock(target)
+            target = _resolved_and_locked(target)
             decision = decide(target=target, lead=lead, at=now)
             decision.rules_checked = checked
             new = _persist(

@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Any
 
 os.environ["KOMMO_HUB_IGNORE_DOTENV"] = "1"
 
@@ -56,6 +57,18 @@ def hub_settings(settings: object) -> None:
     }
 
 
+@pytest.fixture(autouse=True)
+def own_cache(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test gets its own file cache (the embedded default's backend): cached bot states are
+    keyed by conversation id, which repeats across tests, test runs and xdist workers."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(tmp_path_factory.mktemp("cache")),
+        }
+    }
+
+
 def shared_fixture(relative: str) -> bytes:
     return (SHARED_FIXTURES / relative).read_bytes()
 
@@ -67,3 +80,12 @@ def own_fixture(relative: str) -> bytes:
 @pytest.fixture
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture(autouse=True)
+def fresh_rule_cache() -> None:
+    """Compiled rules are cached per rule-set version; a rolled-back test can leave a rule set
+    with the very same version (same ids, frozen clock) but other content."""
+    from routing.selectors import forget_compiled_rules
+
+    forget_compiled_rules()
