@@ -71,6 +71,10 @@ class Area(models.Model):
         default=2,
         help_text=_("After an automatic takeover. 0: only #voltar resumes it."),
     )
+    slot_minutes = models.PositiveIntegerField(_("meeting length (minutes)"), default=30)
+    buffer_minutes = models.PositiveIntegerField(_("buffer between meetings (minutes)"), default=0)
+    min_notice_minutes = models.PositiveIntegerField(_("minimum notice (minutes)"), default=120)
+    booking_horizon_days = models.PositiveIntegerField(_("booking horizon (days)"), default=14)
     max_pause_hours = models.PositiveIntegerField(
         _("longest pause (hours)"),
         null=True,
