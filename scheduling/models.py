@@ -74,7 +74,7 @@ class Appointment(models.Model):
 
 
 class AgendaBlock(models.Model):
-    """Mirrors Supabase `agenda_vendedor`: extra availability or a block in a salesperson's agenda."""
+    """Mirrors Supabase `agenda_vendedor`: extra availability, or a block in an agenda."""
 
     class Kind(models.TextChoices):
         AVAILABLE = "available", _("available")
