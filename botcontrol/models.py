@@ -3,6 +3,8 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from kommo_hub.models import Conversation
+
 
 class BotMode(models.TextChoices):
     ACTIVE = "active", _("active")
@@ -28,9 +30,7 @@ class BotState(models.Model):
         related_name="bot_state",
         verbose_name=_("conversation"),
     )
-    mode = models.CharField(
-        _("bot"), max_length=8, choices=BotMode.choices, default=BotMode.ACTIVE
-    )
+    mode = models.CharField(_("bot"), max_length=8, choices=BotMode.choices, default=BotMode.ACTIVE)
     via = models.CharField(_("how"), max_length=16, choices=ChangeVia.choices, blank=True)
     by_name = models.CharField(_("by"), max_length=255, blank=True)
     by_salesperson = models.ForeignKey(
@@ -106,3 +106,18 @@ class BotChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.conversation}: {self.mode} ({self.via})"
+
+
+class BotConversation(Conversation):
+    """The admin's "Conversations" page of bot control: a conversation with its bot state."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
+        permissions = [
+            (
+                "manage_all_conversations",
+                _("Can pause and resume the bot in every conversation"),
+            )
+        ]

@@ -192,7 +192,9 @@ def conversation_upsert(
     return conversation
 
 
-def _author_kind(item: KommoMessage) -> str:
+def message_author_kind(item: KommoMessage) -> str:
+    """Who wrote it, as far as the webhook says (outgoing ones are told apart further by
+    kommo_hub.flows.conversations)."""
     author_type = (item.author.type or "").lower()
     if (item.type or "").lower() == "incoming" or author_type == "external":
         return Message.AuthorKind.CUSTOMER
@@ -203,33 +205,50 @@ def _author_kind(item: KommoMessage) -> str:
     return Message.AuthorKind.UNKNOWN
 
 
-def message_record(*, item: KommoMessage) -> tuple[Message, bool]:
-    """Store a chat message on its conversation; returns (message, created)."""
-    conversation = conversation_upsert(
+def message_conversation(*, item: KommoMessage) -> Conversation:
+    """The message's conversation, created if new and locked for this transaction."""
+    return conversation_upsert(
         chat_id=item.chat_id,
         talk_id=item.talk_id,
         kommo_lead_id=item.lead_id,
         kommo_contact_id=item.contact_id,
         origin=item.origin,
     )
-    kind = _author_kind(item)
+
+
+def message_record(
+    *,
+    item: KommoMessage,
+    conversation: Conversation | None = None,
+    author_kind: str | None = None,
+    known_new: bool = False,
+) -> tuple[Message, bool]:
+    """Store a chat message on its conversation; returns (message, created).
+
+    `known_new`: the caller checked that the message is not stored yet, holding the lock of its
+    conversation (every message of a chat takes that lock first): a plain insert.
+    """
+    if conversation is None:
+        conversation = message_conversation(item=item)
+    kind = author_kind or message_author_kind(item)
     incoming = kind == Message.AuthorKind.CUSTOMER
     sent_at = kommo_datetime(item.created_at)
     attachment = item.attachment.model_dump(exclude_none=True) if item.attachment else {}
-    message, created = Message.objects.get_or_create(
-        external_id=item.id,
-        defaults={
-            "conversation": conversation,
-            "direction": Message.Direction.INCOMING if incoming else Message.Direction.OUTGOING,
-            "author_kind": kind,
-            "author_id": item.author.id or "",
-            "author_name": item.author.name[:255],
-            "message_type": item.message_type or "",
-            "text": item.text,
-            "attachment": attachment,
-            "sent_at": sent_at,
-        },
-    )
+    values = {
+        "conversation": conversation,
+        "direction": Message.Direction.INCOMING if incoming else Message.Direction.OUTGOING,
+        "author_kind": kind,
+        "author_id": item.author.id or "",
+        "author_name": item.author.name[:255],
+        "message_type": item.message_type or "",
+        "text": item.text,
+        "attachment": attachment,
+        "sent_at": sent_at,
+    }
+    if known_new:
+        message, created = Message.objects.create(external_id=item.id, **values), True
+    else:
+        message, created = Message.objects.get_or_create(external_id=item.id, defaults=values)
     if (
         created
         and incoming
@@ -239,6 +258,43 @@ def message_record(*, item: KommoMessage) -> tuple[Message, bool]:
         conversation.last_incoming_at = sent_at
         conversation.save(update_fields=["last_incoming_at", "updated_at"])
     return message, created
+
+
+def contact_for_kommo_id(*, kommo_contact_id: int, name: str = "", phone: str = "") -> Contact:
+    """The hub's contact for a Kommo contact id (created with what a chat tells about it)."""
+    normalized = normalize_phone(phone) if phone else None
+    contact, _created = Contact.objects.get_or_create(
+        kommo_contact_id=kommo_contact_id,
+        defaults={
+            "name": normalize_name(name) if name else "",
+            "phone": normalized.value if normalized else "",
+            "phone_raw": normalized.raw if normalized else "",
+        },
+    )
+    return contact
+
+
+def lead_open_for_contact(*, contact: Contact) -> Lead | None:
+    """The contact's newest lead that is still open (not deleted, not won or lost)."""
+    closed = (142, 143)  # Kommo's system stages in every pipeline: won, lost
+    return (
+        Lead.objects.filter(contact=contact, deleted_in_kommo=False)
+        .filter(Q(kommo_status_id__isnull=True) | ~Q(kommo_status_id__in=closed))
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def lead_create_from_chat(*, contact: Contact | None, name: str, source: str) -> Lead:
+    """A person who wrote first on a chat and is not a lead yet. Chat hooks carry no phone: the
+    lead has the contact's (if the hub knows it), and the Kommo contact id through `contact`."""
+    return Lead.objects.create(
+        contact=contact,
+        name=normalize_name(name) if name else (contact.name if contact else ""),
+        phone=contact.phone if contact else "",
+        phone_raw=contact.phone_raw if contact else "",
+        source=source[:32],
+    )
 
 
 def talk_upsert(*, item: KommoTalk) -> Conversation | None:

@@ -68,21 +68,29 @@ def lead_tags(lead: Lead, area: Area | None) -> list[str]:
     return tags
 
 
-def lead_route_and_sync(*, lead: Lead, source_event: InboundEvent | None) -> str:
-    """Route a new lead and schedule everything that follows. Idempotent."""
+def lead_route_and_sync(
+    *, lead: Lead, source_event: InboundEvent | None, proactive: bool = True
+) -> str:
+    """Route a new lead and schedule everything that follows. Idempotent.
+
+    `proactive=False`: the customer wrote first (a lead created from a chat), so the AI's reply
+    is the first message and no `proactive_message` is sent.
+    """
     result = lead_route(lead_id=lead.pk)
     if not result.created:
         return "already routed"
     for drained in result.drained:
         assignment_sync(assignment=drained, source_event=source_event)
-    assignment_sync(assignment=result.assignment, source_event=source_event)
+    assignment_sync(assignment=result.assignment, source_event=source_event, proactive=proactive)
     assignment = result.assignment
     if assignment.salesperson_id is None:
         return "routed: waiting for someone available"
     return f"routed to {assignment.salesperson}"
 
 
-def assignment_sync(*, assignment: Assignment, source_event: InboundEvent | None) -> None:
+def assignment_sync(
+    *, assignment: Assignment, source_event: InboundEvent | None, proactive: bool = True
+) -> None:
     """The Kommo writes and n8n actions one assignment calls for."""
     lead = Lead.objects.select_related("contact").get(pk=assignment.lead_id)
     person = assignment.salesperson
@@ -114,7 +122,8 @@ def assignment_sync(*, assignment: Assignment, source_event: InboundEvent | None
                 idempotency_key=f"kommo:lead_assign:{assignment.pk}",
                 source_event=source_event,
             )
-        if (lead.phone or (lead.contact and lead.contact.phone)) and area is not None:
+        has_phone = bool(lead.phone or (lead.contact and lead.contact.phone))
+        if proactive and has_phone and area is not None:
             key = f"n8n:proactive_message:lead:{lead.pk}"
             action_enqueue(
                 target=ActionTarget.N8N,

@@ -12,6 +12,7 @@ class Alert(models.Model):
         EVENT_DEAD = "event_dead", _("event gave up")
         ROUTING = "routing", _("routing problem")
         ROUTING_WAITING = "routing_waiting", _("leads waiting: nobody available")
+        N8N_FAILED = "n8n_failed", _("n8n could not carry out an action")
 
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices, db_index=True)
     message = models.TextField(_("message"))

@@ -16,6 +16,8 @@ class ActionStatus(models.TextChoices):
     DONE = "done", _("delivered")
     FAILED = "failed", _("failed (will retry)")
     DEAD = "dead", _("dead letter")
+    # Terminal, never sent: e.g. a reply whose conversation was paused before it went out.
+    SKIPPED = "skipped", _("skipped")
 
 
 class OutboundAction(models.Model):
@@ -61,6 +63,27 @@ class OutboundAction(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    # The chat a `reply` answers (other actions find their lead's conversation when sent).
+    conversation = models.ForeignKey(
+        "kommo_hub.Conversation",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="actions",
+        verbose_name=_("conversation"),
+    )
+    # What n8n reported back (ARCHITECTURE §4.3): the latest status, when, and the details.
+    callback_status = models.CharField(_("n8n reported"), max_length=16, blank=True)
+    callback_at = models.DateTimeField(_("n8n reported at"), null=True, blank=True)
+    result = models.JSONField(_("result reported by n8n"), default=dict, blank=True)
+    sent_message = models.ForeignKey(
+        "kommo_hub.Message",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sent_by_actions",
+        verbose_name=_("message sent"),
+    )
 
     class Meta:
         verbose_name = _("outbound action")

@@ -2,6 +2,7 @@
 
 2xx → done. 408, 429, 5xx and network errors → retried with backoff, then dead. Other 4xx →
 dead at once, response kept. Kommo 401/403 → every Kommo write is held and an alert raised.
+A `reply` whose conversation is paused when its turn comes is skipped (terminal, never sent).
 An action that waits for another (`depends_on`) is held until that one is done; when an action
 is done, what waits for it is released in the same transaction.
 """
@@ -17,6 +18,12 @@ from django.utils import timezone
 from kommo_hub.clients.http import HttpResult
 from kommo_hub.clients.kommo import kommo_configured, kommo_request
 from kommo_hub.clients.n8n import n8n_configured, n8n_post_action
+from kommo_hub.flows.conversations import (
+    REPLY,
+    conversation_for_action,
+    reply_envelope,
+    reply_skip_reason,
+)
 from kommo_hub.leasing import backoff_delay, claim_row
 from kommo_hub.models import ActionStatus, ActionTarget, Alert, Lead, OutboundAction
 from kommo_hub.outbox.envelope import envelope_for_attempt
@@ -81,6 +88,12 @@ def action_deliver(*, action_id: int) -> str:
         _dead_letter(action, token, {"last_error": error})
         logger.error("action dead: %s", error, extra=log)
         return ActionStatus.DEAD
+    skip = reply_skip_reason(action) if action.target == ActionTarget.N8N else ""
+    if skip:
+        # Terminal: e.g. the conversation was paused after the reply was scheduled.
+        _record(action, token, status=ActionStatus.SKIPPED, held_reason=skip, attempts_used=False)
+        logger.info("action %s", skip, extra=log)
+        return ActionStatus.SKIPPED
     reason = dependency_hold_reason(action)
     if reason:
         _record(action, token, status=ActionStatus.HELD, held_reason=reason, attempts_used=False)
@@ -113,14 +126,32 @@ def action_deliver(*, action_id: int) -> str:
 def _send(action: OutboundAction) -> Sent:
     payload = action.payload
     if action.target == ActionTarget.N8N:
-        lead = None
-        if action.lead_id is not None:
-            lead = Lead.objects.select_related("contact").filter(pk=action.lead_id).first()
-        return Sent(n8n_post_action(envelope=envelope_for_attempt(payload, lead=lead)))
+        return Sent(n8n_post_action(envelope=_n8n_envelope(action)))
     if payload.get("operation"):
         return operation_send(action)
     return Sent(
         kommo_request(method=payload["method"], path=payload["path"], json=payload.get("json"))
+    )
+
+
+def _n8n_envelope(action: OutboundAction) -> dict[str, Any]:
+    """Built now: a reply from its burst; any action whose lead has a conversation gets that
+    conversation's block (bot state and the WhatsApp window as they are now)."""
+    lead = None
+    if action.lead_id is not None:
+        lead = Lead.objects.select_related("contact").filter(pk=action.lead_id).first()
+    if action.action == REPLY:
+        return reply_envelope(action, lead=lead)
+    conversation = conversation_for_action(action, lead)
+    if conversation is None:
+        return envelope_for_attempt(action.payload, lead=lead)
+    from botcontrol.services import bot_is_active_db
+
+    return envelope_for_attempt(
+        action.payload,
+        lead=lead,
+        conversation=conversation,
+        bot_active=bot_is_active_db(conversation_id=conversation.pk),
     )
 
 

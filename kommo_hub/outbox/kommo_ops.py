@@ -1,11 +1,11 @@
 """Kommo operations: outbox writes whose requests are built when they are sent.
 
 A plain Kommo action carries `{"method", "path", "json"}` and is sent as stored. An operation
-(`{"operation": "lead_create" | "lead_update" | "note_add", ...}`) reads the hub's rows at send
-time, makes one or more calls through `kommo_request` (so the shared rate limit applies), and
-returns a `Sent`: the HTTP result delivery classifies (the last call's, or the first failure),
-plus what to record in the database. `on_done` runs inside delivery's DONE transaction, so the
-results and the DONE status commit together.
+(`{"operation": "lead_create" | "lead_update" | "note_add" | "task_add", ...}`) reads the hub's
+rows at send time, makes one or more calls through `kommo_request` (so the shared rate limit
+applies), and returns a `Sent`: the HTTP result delivery classifies (the last call's, or the
+first failure), plus what to record in the database. `on_done` runs inside delivery's DONE
+transaction, so the results and the DONE status commit together.
 """
 
 import json
@@ -20,7 +20,13 @@ from kommo_hub.clients.kommo import kommo_request
 from kommo_hub.crm.services import lead_attach_kommo_id
 from kommo_hub.intake.normalize import normalize_phone
 from kommo_hub.models import ActionStatus, Lead, LeadNote, OutboundAction
-from kommo_hub.outbox.services import LEAD_CREATE, LEAD_UPDATE, NOTE_ADD, actions_requeue
+from kommo_hub.outbox.services import (
+    LEAD_CREATE,
+    LEAD_UPDATE,
+    NOTE_ADD,
+    TASK_ADD,
+    actions_requeue,
+)
 
 logger = logging.getLogger("kommo_hub.outbox")
 
@@ -28,6 +34,7 @@ LEAD_NOT_IN_KOMMO = "waiting for the lead to exist in Kommo"
 CONTACTS_PATH = "/api/v4/contacts"
 COMPLEX_PATH = "/api/v4/leads/complex"
 NOTES_PATH = "/api/v4/leads/notes"
+TASKS_PATH = "/api/v4/tasks"
 # Lead fields a write may set, and the hub's mirror of each.
 MIRRORED = {
     "responsible_user_id": "kommo_responsible_user_id",
@@ -323,8 +330,28 @@ def note_add(action: OutboundAction, lead: Lead) -> Sent:
     return Sent(result, on_done=record)
 
 
+def task_add(action: OutboundAction, lead: Lead) -> Sent:
+    """A task for the salesperson on the lead (kommo.md §3.5); Kommo dedupes nothing, so the
+    idempotency key goes along as `request_id` for whoever reads the task later."""
+    if not lead.kommo_lead_id:
+        return Sent(HttpResult(status_code=None), hold=LEAD_NOT_IN_KOMMO)
+    payload = action.payload
+    task: dict[str, Any] = {
+        "text": str(payload.get("text") or ""),
+        "complete_till": int(payload["complete_till"]),
+        "entity_id": lead.kommo_lead_id,
+        "entity_type": "leads",
+        "task_type_id": int(payload.get("task_type_id") or 1),
+        "request_id": action.idempotency_key,
+    }
+    if payload.get("responsible_user_id"):
+        task["responsible_user_id"] = int(payload["responsible_user_id"])
+    return Sent(kommo_request(method="POST", path=TASKS_PATH, json=[task]))
+
+
 OPERATIONS: dict[str, Callable[[OutboundAction, Lead], Sent]] = {
     LEAD_CREATE: lead_create,
     LEAD_UPDATE: lead_update,
     NOTE_ADD: note_add,
+    TASK_ADD: task_add,
 }

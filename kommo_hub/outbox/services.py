@@ -12,6 +12,7 @@ N8N_ACTIONS = ("proactive_message", "reply", "schedule", "reminder", "handoff")
 LEAD_CREATE = "lead_create"
 LEAD_UPDATE = "lead_update"
 NOTE_ADD = "note_add"
+TASK_ADD = "task_add"
 
 
 def waiting_reason(*, pk: int, action: str, dead: bool) -> str:
@@ -149,6 +150,36 @@ def kommo_note_add(
         action=NOTE_ADD,
         idempotency_key=idempotency_key,
         payload={"operation": NOTE_ADD, "lead_id": lead.pk, "text": text},
+        lead=lead,
+        source_event=source_event,
+        depends_on=depends_on,
+    )
+
+
+def kommo_task_add(
+    *,
+    lead: Lead,
+    text: str,
+    complete_till: int,
+    responsible_user_id: int | None,
+    idempotency_key: str,
+    task_type_id: int = 1,
+    depends_on: OutboundAction | None = None,
+    source_event: InboundEvent | None = None,
+) -> tuple[OutboundAction, bool]:
+    """A task on the lead in Kommo (`complete_till`: unix seconds), once it has its Kommo id."""
+    return action_enqueue(
+        target=ActionTarget.KOMMO,
+        action=TASK_ADD,
+        idempotency_key=idempotency_key,
+        payload={
+            "operation": TASK_ADD,
+            "lead_id": lead.pk,
+            "text": text,
+            "complete_till": int(complete_till),
+            "responsible_user_id": responsible_user_id,
+            "task_type_id": task_type_id,
+        },
         lead=lead,
         source_event=source_event,
         depends_on=depends_on,

@@ -1,6 +1,6 @@
 """A fake Kommo API on a real local HTTP server, answering in Kommo's documented formats
 (../shared/reference/kommo.md §3): 204 for an empty search, a plain array from leads/complex,
-`_embedded` objects elsewhere. It records every request for exact assertions."""
+`_embedded` objects elsewhere (notes, tasks). It records every request for exact assertions."""
 
 import json
 import threading
@@ -21,6 +21,7 @@ class KommoState:
     next_lead_id: int = 9001
     next_contact_id: int = 8001
     next_note_id: int = 7001
+    next_task_id: int = 6001
     leads: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -104,6 +105,14 @@ class FakeKommo:
                 )
                 self.state.next_note_id += 1
             return 200, {"_embedded": {"notes": notes}}
+        if method == "POST" and url.path == "/api/v4/tasks":
+            tasks = []
+            for task in data:
+                tasks.append(
+                    {"id": self.state.next_task_id, "request_id": task.get("request_id", "0")}
+                )
+                self.state.next_task_id += 1
+            return 200, {"_embedded": {"tasks": tasks}}
         return 404, {"title": "Not Found", "status": 404, "detail": f"{method} {path}"}
 
     def calls(self) -> list[tuple[str, str]]:

@@ -119,11 +119,12 @@ def test_unsorted_add_records_the_incoming_lead(client) -> None:
 
     assert response.json() == accepted(1)
     lead = Lead.objects.get()
-    assert (lead.kommo_lead_id, lead.source, lead.name) == (18754400, "kommo", "")
+    assert (lead.kommo_lead_id, lead.source, lead.name) == (18754400, "whatsapp", "João Pereira")
+    assert (lead.phone, lead.contact.kommo_contact_id) == ("+5521998765432", 22334500)
     event = InboundEvent.objects.get()
     assert event.event_type == "kommo.unsorted.add"
     assert event.status == EventStatus.PROCESSED
-    assert event.result == "incoming lead recorded"
+    assert event.result == "incoming lead recorded; routed: waiting for someone available"
     assert event.external_id == "5c1e2f70-8a9b-4c3d-9e0f-a1b2c3d4e5f6"
     assert event.lead == lead
 

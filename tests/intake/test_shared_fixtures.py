@@ -14,6 +14,7 @@ from kommo_hub.models import (
     Lead,
     LeadNote,
     Message,
+    OutboundAction,
 )
 from tests.conftest import SHARED_FIXTURES, shared_fixture
 
@@ -176,7 +177,10 @@ def test_incoming_whatsapp_message_is_stored_on_its_conversation(client) -> None
     assert (lead.kommo_lead_id, lead.source) == (18754321, "kommo")
     event = InboundEvent.objects.get()
     assert event.dedupe_key == "kommo:31234567:message:3f0c9a7e-2b6d-4d3e-9b1a-7c2f5e8d1a40"
-    assert event.result == "message stored"
+    reply = OutboundAction.objects.get()
+    assert event.result == (
+        f"message stored; routed: waiting for someone available; reply #{reply.pk} scheduled"
+    )
     assert event.lead == lead
 
 
