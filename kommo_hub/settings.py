@@ -1,6 +1,6 @@
 """Kommo Hub settings: everything comes from the environment (see .env.example).
 
-With nothing set the hub runs embedded: SQLite, the database task queue, a local-memory cache.
+With nothing set the hub runs embedded: SQLite, the database task queue, a file cache in VAR_DIR.
 """
 
 from pathlib import Path
@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "django_tasks_db",
     "kommo_hub",
     "routing",
@@ -99,7 +100,16 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Embedded: a cache on disk in VAR_DIR, shared by run_hub's web, worker and scheduler
+    # processes on this machine (a local-memory cache is per process: one process would keep
+    # serving a bot state another one changed). Several machines need REDIS_URL.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+            "OPTIONS": {"MAX_ENTRIES": 20_000},
+        }
+    }
 
 # --- Background tasks (django.tasks) --------------------------------------------------------
 TASKS_BACKEND = env.str("TASKS_BACKEND", default="database")
@@ -165,6 +175,9 @@ KOMMO_MAX_REQUESTS_PER_SECOND = env.int("KOMMO_MAX_REQUESTS_PER_SECOND", default
 # --- Supabase (used by the scheduling issue) -------------------------------------------------
 SUPABASE_URL = env.str("SUPABASE_URL", default="")
 SUPABASE_SERVICE_ROLE_KEY = env.str("SUPABASE_SERVICE_ROLE_KEY", default="")
+SUPABASE_TIMEOUT_SECONDS = env.float("SUPABASE_TIMEOUT_SECONDS", default=10.0)
+# Reminders (n8n `reminder` actions) this many minutes before each appointment.
+REMINDER_OFFSETS_MINUTES = env.list("REMINDER_OFFSETS_MINUTES", cast=int, default=[1440, 60])
 
 # --- Auth -------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -197,6 +210,13 @@ STORAGES = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Kommo Hub API",
+    "DESCRIPTION": "Scheduling for n8n. Header: `Authorization: Api-Key <key>`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
 }
 
 # --- Security ---------------------------------------------------------------------------------

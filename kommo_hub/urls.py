@@ -1,7 +1,8 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
+from kommo_hub.api.docs import DocsView, SchemaView
 from kommo_hub.intake import receivers
 from kommo_hub.ops import health
 
@@ -13,6 +14,9 @@ urlpatterns = [
     path("webhooks/supabase/<str:secret>/", receivers.supabase_webhook, name="webhook-supabase"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("api/schema/", SchemaView.as_view(), name="api-schema"),
+    path("api/docs/", DocsView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/", include("kommo_hub.api.urls")),
     path("admin/", admin.site.urls),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]

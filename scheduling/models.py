@@ -62,6 +62,8 @@ class Appointment(models.Model):
         verbose_name = _("appointment")
         verbose_name_plural = _("appointments")
         ordering = ["starts_at", "pk"]
+        # Managers; a salesperson (Salesperson.user) sees only their own appointments.
+        permissions = [("view_all_appointments", _("Can see every salesperson's appointments"))]
         constraints = [
             models.CheckConstraint(
                 condition=Q(ends_at__gt=models.F("starts_at")), name="appt_ends_after_start"

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from kommo_hub.crm import services as crm
+from kommo_hub.flows import conversations
 from kommo_hub.flows import leads as leads_flow
 from kommo_hub.intake.kommo import (
     KommoContact,
@@ -21,7 +22,8 @@ from kommo_hub.intake.kommo import (
     KommoUnsorted,
 )
 from kommo_hub.intake.leads import LeadIntake, form_lead, rd_converted_lead, rd_legacy_lead
-from kommo_hub.models import InboundEvent, Lead, Message
+from kommo_hub.models import InboundEvent, Lead
+from scheduling.sync import SUPABASE_EVENT_TYPES, supabase_event_apply
 
 
 class PermanentError(Exception):
@@ -95,18 +97,25 @@ def unsorted_added(event: InboundEvent) -> Outcome:
         lead_ids += [int(v["id"]) for v in leads_data.values() if str(v.get("id", "")).isdigit()]
     if not lead_ids:
         return Outcome("incoming lead without a lead id yet", ignored=True)
-    lead = None
-    for lead_id in lead_ids:
-        lead, _ = crm.lead_upsert_from_kommo(item=KommoLead(id=lead_id))
-    return Outcome("incoming lead recorded", lead)
+    handled = conversations.chat_lead_added(
+        item=item, lead_ids=list(dict.fromkeys(lead_ids)), source_event=event
+    )
+    return Outcome(handled.result, handled.lead)
 
 
 def message_added(event: InboundEvent) -> Outcome:
-    message, created = crm.message_record(item=_typed(KommoMessage, event.payload))
-    lead = message.conversation.lead
-    if created and message.author_kind == Message.AuthorKind.SALESPERSON:
-        leads_flow.salesperson_replied(lead=lead, at=message.sent_at)
-    return Outcome("message stored" if created else "message already stored", lead)
+    item = _typed(KommoMessage, event.payload)
+    try:
+        handled = conversations.message_added(item=item, source_event=event)
+    except conversations.EchoPending as exc:
+        raise Deferred(str(exc), exc.seconds) from exc
+    return Outcome(handled.result, handled.lead)
+
+
+def n8n_callback(event: InboundEvent) -> Outcome:
+    callback = _typed(conversations.N8nCallback, event.payload)
+    handled = conversations.callback_received(callback=callback, source_event=event)
+    return Outcome(handled.result, handled.lead)
 
 
 def talk_changed(event: InboundEvent) -> Outcome:
@@ -117,8 +126,13 @@ def talk_changed(event: InboundEvent) -> Outcome:
 
 
 def note_added(event: InboundEvent) -> Outcome:
+    from kommo_hub.flows.bot import bot_command_from_note
+
     note, created = crm.note_record(item=_typed(KommoNote, event.payload))
-    return Outcome("note stored" if created else "note already stored", note.lead)
+    if not created:  # a replay, or the echo of a note the hub wrote itself: never a command
+        return Outcome("note already stored", note.lead)
+    command = bot_command_from_note(note=note, source_event=event)
+    return Outcome(f"note stored; {command}" if command else "note stored", note.lead)
 
 
 def _intake_lead(event: InboundEvent, intake: LeadIntake) -> Outcome:
@@ -155,7 +169,9 @@ HANDLERS: dict[str, Callable[[InboundEvent], Outcome]] = {
     "kommo.message.add": message_added,
     "kommo.talk.add": talk_changed,
     "kommo.talk.update": talk_changed,
+    "n8n.callback": n8n_callback,
     "rdstation.legacy_conversion": rd_legacy_added,
     "rdstation.converted": rd_converted,
     "forms.lead": form_submitted,
+    **dict.fromkeys(SUPABASE_EVENT_TYPES, supabase_event_apply),
 }

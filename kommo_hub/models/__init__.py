@@ -1,5 +1,6 @@
 """The hub's own tables, one module per meaning."""
 
+from kommo_hub.models.api import ApiKey
 from kommo_hub.models.crm import Contact, Conversation, Lead, LeadNote, Message
 from kommo_hub.models.intake import EventStatus, InboundEvent, InboundRequest, Source
 from kommo_hub.models.ops import Alert, RateLimitWindow, SchedulerRun, WorkerHeartbeat
@@ -9,6 +10,7 @@ __all__ = [
     "ActionStatus",
     "ActionTarget",
     "Alert",
+    "ApiKey",
     "Contact",
     "Conversation",
     "EventStatus",

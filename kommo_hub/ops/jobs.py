@@ -5,6 +5,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db.models import Q
+from django.tasks import task_backends
 from django.utils import timezone
 
 from kommo_hub.leasing import due_filter
@@ -20,6 +21,7 @@ from kommo_hub.models import (
 from kommo_hub.outbox.delivery import hold_reason
 from kommo_hub.outbox.kommo_ops import LEAD_NOT_IN_KOMMO
 from kommo_hub.outbox.services import actions_requeue
+from scheduling.sync import supabase_sync_all
 
 logger = logging.getLogger("kommo_hub.jobs")
 
@@ -36,12 +38,19 @@ def _sweep(
     failed: str,
     working: str,
     task: Any,
+    new_when_due: bool = False,
 ) -> int:
-    """Re-enqueue rows that are due: retries, expired leases, and stranded new rows."""
+    """Re-enqueue rows that are due: retries, expired leases, and stranded new rows.
+
+    `new_when_due`: also new rows whose `next_attempt_at` has come (a reply waiting out its
+    burst), for a task queue that cannot run a task later by itself.
+    """
     now = timezone.now()
     due = due_filter(waiting=[failed], working=working, now=now) | Q(
         status=new, created_at__lt=now - STRANDED_AFTER
     )
+    if new_when_due:
+        due |= Q(status=new, next_attempt_at__lte=now)
     ids = list(model.objects.filter(due).order_by("pk").values_list("pk", flat=True)[:SWEEP_BATCH])
     for pk in ids:
         task.enqueue(pk)
@@ -69,6 +78,8 @@ def sweep_actions() -> int:
         failed=ActionStatus.FAILED,
         working=ActionStatus.DELIVERING,
         task=deliver_outbound_action,
+        # The database queue runs a deferred reply at its time (run_after); others need the sweep.
+        new_when_due=not task_backends["default"].supports_defer,
     )
 
 
@@ -111,11 +122,30 @@ def routing() -> int:
     return routing_tick()
 
 
+def bot_pauses() -> int:
+    """Pauses that are over (their end time, or the area's hours of human silence) end, and
+    Kommo is told."""
+    from kommo_hub.flows.bot import bot_tick
+
+    return bot_tick()
+
+
+def reminders() -> int:
+    """Due appointment reminders become n8n `reminder` actions; each reminder takes its action's
+    outcome (sent / failed), and reminders no longer needed stop their unsent action."""
+    from kommo_hub.flows.reminders import reminders_send_due
+
+    return reminders_send_due()
+
+
 # name → (every N seconds, job)
 JOBS = {
     "sweep_events": (5, sweep_events),
     "sweep_actions": (5, sweep_actions),
     "release_held_actions": (30, release_held_actions),
     "routing": (60, routing),
+    "bot_pauses": (30, bot_pauses),
+    "supabase_sync": (60, supabase_sync_all),
+    "reminders": (60, reminders),
     "prune_bookkeeping": (3600, prune_bookkeeping),
 }

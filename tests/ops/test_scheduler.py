@@ -26,12 +26,15 @@ from tests.outbox.support import N8N_URL
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-TICK_NOW = 3600.0 * 490_000  # a multiple of every job's period: all four are due
+TICK_NOW = 3600.0 * 490_000  # a multiple of every job's period: all are due
 ALL_JOBS = {
     "sweep_events",
     "sweep_actions",
     "release_held_actions",
     "routing",
+    "bot_pauses",
+    "supabase_sync",
+    "reminders",
     "prune_bookkeeping",
 }
 
@@ -56,6 +59,9 @@ def test_a_tick_runs_every_job_once_and_the_same_tick_again_runs_nothing() -> No
         ("sweep_actions", int(TICK_NOW // 5), "host-a"),
         ("release_held_actions", int(TICK_NOW // 30), "host-a"),
         ("routing", int(TICK_NOW // 60), "host-a"),
+        ("bot_pauses", int(TICK_NOW // 30), "host-a"),
+        ("supabase_sync", int(TICK_NOW // 60), "host-a"),
+        ("reminders", int(TICK_NOW // 60), "host-a"),
         ("prune_bookkeeping", int(TICK_NOW // 3600), "host-a"),
     }
 
@@ -69,6 +75,7 @@ def test_later_ticks_run_only_the_jobs_whose_period_has_come_round() -> None:
         "sweep_events",
         "sweep_actions",
         "release_held_actions",
+        "bot_pauses",
     }
     assert set(scheduler_tick(now=TICK_NOW + 3600)) == ALL_JOBS
 

@@ -1,0 +1,1 @@
+"""The hub's API for machines (n8n): scheduling, authenticated with API keys."""
