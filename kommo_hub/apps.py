@@ -6,3 +6,12 @@ class KommoHubConfig(AppConfig):
     name = "kommo_hub"
     verbose_name = _("Kommo Hub")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The agenda's home is Supabase: what its sync sees must reach Kommo and the reminders.
+        # One explicit registration here, so scheduling/ never imports the coordinator.
+        from kommo_hub.flows.scheduling import appointments_synced
+        from scheduling.sync import sync_hooks
+
+        if appointments_synced not in sync_hooks:
+            sync_hooks.append(appointments_synced)

@@ -185,6 +185,15 @@ class SyncResult:
         return bool(self.created or self.changed or self.cancelled)
 
 
+_PREVIOUS_START = "_synced_previous_starts_at"
+
+
+def previous_start(appointment: Appointment) -> datetime | None:
+    """An appointment in `SyncResult.changed`: its start before this sync moved it, if it did."""
+    value = getattr(appointment, _PREVIOUS_START, None)
+    return value if isinstance(value, datetime) else None
+
+
 SyncHook = Callable[[SyncResult], None]
 # Called with each batch that created, changed or cancelled appointments, inside its transaction.
 sync_hooks: list[SyncHook] = []
@@ -345,6 +354,8 @@ def appointment_apply(
             existing.supabase_updated_at = version
             existing.save(update_fields=["supabase_updated_at"])
         return "unchanged", existing
+    if "starts_at" in changed:
+        setattr(existing, _PREVIOUS_START, existing.starts_at)
     for name in changed:
         setattr(existing, name, values[name])
     existing.supabase_updated_at = version

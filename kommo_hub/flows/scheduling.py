@@ -19,12 +19,17 @@ once into the CRM, which everyone reads in the account's language.
 """
 
 import datetime
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
 from kommo_hub.models import InboundEvent, Lead
 from kommo_hub.outbox.services import kommo_note_add, kommo_task_add, lead_kommo_create_action
-from scheduling.models import Appointment, AppointmentStatus
+
+if TYPE_CHECKING:
+    from scheduling.sync import SyncResult
+
+from scheduling.models import ACTIVE_STATUSES, Appointment, AppointmentStatus
 
 MEETING_TASK_TYPE = 2  # Kommo's built-in "meeting" task type (kommo.md §3.5)
 
@@ -196,3 +201,24 @@ def appointment_status_sync(
         depends_on=lead_kommo_create_action(lead=lead),
         source_event=source_event,
     )
+
+
+def appointments_synced(result: "SyncResult") -> None:
+    """What the Supabase sync (or its webhook) saw: bookings, moves and cancellations made outside
+    the hub get the same Kommo notes, tasks and reminders as the API's. Idempotent: a booking the
+    API already reported keeps its note keys."""
+    from scheduling.reminders import reminders_plan
+    from scheduling.sync import previous_start
+
+    for appointment in result.created:
+        if appointment.status in ACTIVE_STATUSES:
+            appointment_booked_sync(appointment=appointment)
+        reminders_plan(appointment=appointment)
+    for appointment in result.changed:
+        moved_from = previous_start(appointment)
+        if moved_from is not None and appointment.status in ACTIVE_STATUSES:
+            appointment_changed_sync(appointment=appointment, previous_start=moved_from)
+        reminders_plan(appointment=appointment)
+    for appointment in result.cancelled:
+        appointment_cancelled_sync(appointment=appointment)
+        reminders_plan(appointment=appointment)
