@@ -22,7 +22,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from botcontrol.models import BotChange, BotConversation, BotMode, BotState, ChangeVia
-from kommo_hub.admin import ReadOnlyAdmin
+from kommo_hub.admin import OwnLeadsAdminMixin, ReadOnlyAdmin
 from routing.models import Assignment, Salesperson
 
 MANAGE_ALL = "botcontrol.manage_all_conversations"
@@ -404,8 +404,11 @@ class BotConversationAdmin(admin.ModelAdmin):
 
 
 @admin.register(BotChange)
-class BotChangeAdmin(ReadOnlyAdmin):
-    """Every pause and resume, for managers (Django's view permission on bot changes)."""
+class BotChangeAdmin(OwnLeadsAdminMixin, ReadOnlyAdmin):
+    """Every pause and resume (Django's view permission on bot changes); a salesperson sees only
+    those of the conversations of their current leads."""
+
+    lead_path = "conversation__lead"
 
     list_display = ["at", "conversation", "mode", "via", "by_name", "reason", "until"]
     list_filter = ["mode", "via"]

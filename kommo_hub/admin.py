@@ -3,9 +3,11 @@
 import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.contrib.admin.utils import unquote
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -13,9 +15,11 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from kommo_hub import roles
 from kommo_hub.intake.processing import event_replay
 from kommo_hub.models import (
     Alert,
+    ApiKey,
     Contact,
     Conversation,
     InboundEvent,
@@ -38,6 +42,43 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class OwnLeadsAdminMixin(admin.ModelAdmin):
+    """A salesperson who is not a manager sees only the rows of the leads currently theirs
+    (kommo_hub.roles); another's row does not exist for them (404). Everyone else: Django's
+    model permissions, unchanged. `lead_path` is the path to the lead ("" on leads)."""
+
+    lead_path = "lead"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return roles.restrict(request.user, super().get_queryset(request), self.lead_path)
+
+    def _own_or_404(self, request: HttpRequest, object_id: str) -> None:
+        if not roles.is_scoped_salesperson(request.user):
+            return
+        try:
+            pk = int(unquote(object_id))
+        except ValueError as exc:
+            raise Http404 from exc
+        if not self.get_queryset(request).filter(pk=pk).exists():
+            raise Http404
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        self._own_or_404(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        self._own_or_404(request, object_id)
+        return super().history_view(request, object_id, extra_context)
 
 
 def _pretty_json(value: Any) -> str:
@@ -77,7 +118,7 @@ class InboundRequestAdmin(ReadOnlyAdmin):
 
 
 @admin.register(InboundEvent)
-class InboundEventAdmin(ReadOnlyAdmin):
+class InboundEventAdmin(OwnLeadsAdminMixin, ReadOnlyAdmin):
     list_display = [
         "id",
         "source",
@@ -140,7 +181,7 @@ class InboundEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(OutboundAction)
-class OutboundActionAdmin(ReadOnlyAdmin):
+class OutboundActionAdmin(OwnLeadsAdminMixin, ReadOnlyAdmin):
     list_display = [
         "id",
         "target",
@@ -246,7 +287,9 @@ class MessageInline(admin.TabularInline):
 
 
 @admin.register(Lead)
-class LeadAdmin(ReadOnlyAdmin):
+class LeadAdmin(OwnLeadsAdminMixin, ReadOnlyAdmin):
+    lead_path = ""
+
     list_display = ["id", "name", "phone", "email", "source", "kommo_lead_id", "created_at"]
     list_filter = ["source", "deleted_in_kommo"]
     search_fields = ["name", "phone", "email", "=kommo_lead_id", "source_identifier"]
@@ -254,13 +297,20 @@ class LeadAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Contact)
-class ContactAdmin(ReadOnlyAdmin):
+class ContactAdmin(OwnLeadsAdminMixin, ReadOnlyAdmin):
     list_display = ["id", "name", "phone", "email", "kommo_contact_id"]
     search_fields = ["name", "phone", "email", "=kommo_contact_id"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Contact]:
+        queryset = super(OwnLeadsAdminMixin, self).get_queryset(request)
+        if not roles.is_scoped_salesperson(request.user):
+            return queryset
+        leads = roles.restrict(request.user, Lead.objects.filter(contact_id=OuterRef("pk")), "")
+        return queryset.filter(Exists(leads))
+
 
 @admin.register(Conversation)
-class ConversationAdmin(ReadOnlyAdmin):
+class ConversationAdmin(OwnLeadsAdminMixin, ReadOnlyAdmin):
     list_display = ["chat_id", "lead", "talk_id", "origin", "last_incoming_at", "updated_at"]
     search_fields = ["chat_id", "=talk_id", "lead__name", "lead__phone", "=lead__kommo_lead_id"]
     list_select_related = ["lead"]
@@ -268,7 +318,7 @@ class ConversationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(LeadNote)
-class LeadNoteAdmin(ReadOnlyAdmin):
+class LeadNoteAdmin(OwnLeadsAdminMixin, ReadOnlyAdmin):
     list_display = ["kommo_note_id", "lead", "note_type", "text", "written_at"]
     search_fields = ["text", "=kommo_lead_id"]
     list_select_related = ["lead"]
@@ -277,3 +327,63 @@ class LeadNoteAdmin(ReadOnlyAdmin):
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(ReadOnlyAdmin):
     list_display = ["worker_id", "hostname", "pid", "started_at", "last_seen"]
+
+
+# --- API keys ----------------------------------------------------------------------------------
+
+
+class ApiKeyAddForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ["name", "scope"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys for machines. Adding one shows the key once (a message after saving); only its
+    SHA-256 is stored. Revoking is switching it off (it stops working at once)."""
+
+    list_display = ["name", "prefix", "scope", "active", "created_at", "last_used_at"]
+    list_filter = ["scope", "active"]
+    search_fields = ["name", "=prefix"]
+    actions = ["revoke"]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if obj is None:
+            kwargs["form"] = ApiKeyAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ["name", "scope"]
+        return ["name", "scope", "active", "prefix", "created_at", "last_used_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return []
+        return ["scope", "prefix", "created_at", "last_used_at"]
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        key = None if change else obj.set_new_key()
+        super().save_model(request, obj, form, change)
+        if key is not None:
+            self.message_user(
+                request,
+                format_html(
+                    "{} <code>{}</code>",
+                    _("API key created. Copy it now: it is not shown again."),
+                    key,
+                ),
+                messages.WARNING,
+            )
+
+    @admin.action(description=_("Revoke selected API keys"), permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        count = queryset.filter(active=True).update(active=False)
+        self.message_user(
+            request,
+            ngettext("%d API key revoked.", "%d API keys revoked.", count) % count,
+            messages.SUCCESS,
+        )

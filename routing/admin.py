@@ -22,7 +22,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from kommo_hub.admin import ReadOnlyAdmin
+from kommo_hub.admin import OwnLeadsAdminMixin, ReadOnlyAdmin
 from routing.admin_html import coverage_lines, decision_html, explanation_html
 from routing.calendar import coverage_gaps
 from routing.conditions import facts_from_sample, lead_facts
@@ -405,7 +405,9 @@ class WaitingFilter(admin.SimpleListFilter):
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(ReadOnlyAdmin):
+class AssignmentAdmin(OwnLeadsAdminMixin, ReadOnlyAdmin):
+    """A salesperson sees the assignments (history included) of the leads currently theirs."""
+
     list_display = [
         "decided_at",
         "lead",

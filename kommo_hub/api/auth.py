@@ -13,11 +13,11 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from kommo_hub.models import ApiKey
+from kommo_hub.models import ApiKey, ApiKeyScope
 
 KEYWORD = "Api-Key"
 # last_used_at is written at most this often per key (not on every request).
@@ -77,6 +77,46 @@ class HasApiKey(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return isinstance(request.auth, ApiKey)
+
+
+class HasScope(BasePermission):
+    """An API key of one scope. Use a subclass (HasSchedulingKey, HasReportingKey) or
+    `has_scope("reporting")`, which makes one."""
+
+    scope: str = ""
+    message = _("This API key may not use this API (wrong scope).")
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return isinstance(request.auth, ApiKey) and request.auth.scope == self.scope
+
+
+def has_scope(scope: str) -> type[HasScope]:
+    """`permission_classes = [has_scope("reporting")]`."""
+    if scope not in ApiKeyScope.values:
+        raise ValueError(f"unknown API key scope: {scope!r}")
+    return type(f"HasScope_{scope}", (HasScope,), {"scope": scope})
+
+
+class HasSchedulingKey(HasScope):
+    scope = ApiKeyScope.SCHEDULING
+
+
+class HasReportingKey(HasScope):
+    scope = ApiKeyScope.REPORTING
+
+
+class ReportingKeyReadOnly(BasePermission):
+    """The reporting API: a reporting-scope key, and only safe methods (GET, HEAD, OPTIONS).
+    Writes are refused with every key, whatever its scope."""
+
+    message = _("The reporting API is read-only and needs a reporting API key.")
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return (
+            request.method in SAFE_METHODS
+            and isinstance(request.auth, ApiKey)
+            and request.auth.scope == ApiKeyScope.REPORTING
+        )
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from kommo_hub.api.auth import ApiKeyAuthentication, HasApiKey
+from kommo_hub.api.auth import ApiKeyAuthentication, HasApiKey, HasSchedulingKey
 from kommo_hub.api.parsers import SafeJSONParser
 from kommo_hub.flows.scheduling import (
     appointment_booked_sync,
@@ -313,7 +313,7 @@ def _closed(appointment: Appointment) -> None:
 
 class ApiKeyView(APIView):
     authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [HasApiKey]
+    permission_classes = [HasApiKey, HasSchedulingKey]  # a reporting key gets 403
     parser_classes = [SafeJSONParser]
 
 

@@ -1,6 +1,6 @@
 """The hub's own tables, one module per meaning."""
 
-from kommo_hub.models.api import ApiKey
+from kommo_hub.models.api import ApiKey, ApiKeyScope
 from kommo_hub.models.crm import Contact, Conversation, Lead, LeadNote, Message
 from kommo_hub.models.intake import EventStatus, InboundEvent, InboundRequest, Source
 from kommo_hub.models.ops import Alert, RateLimitWindow, SchedulerRun, WorkerHeartbeat
@@ -11,6 +11,7 @@ __all__ = [
     "ActionTarget",
     "Alert",
     "ApiKey",
+    "ApiKeyScope",
     "Contact",
     "Conversation",
     "EventStatus",

@@ -9,9 +9,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from kommo_hub import roles
 from kommo_hub.intake.brackets import parse_bracket_form
 from kommo_hub.intake.kommo import split_kommo_body
 from kommo_hub.intake.leads import split_rdstation_body
@@ -54,6 +56,9 @@ class Command(BaseCommand):
             if created:
                 seller.set_password(SALESPERSON[1])
                 seller.save()
+            # The roles (groups created by a migration): the manager is also a superuser.
+            manager.groups.add(Group.objects.get_or_create(name=roles.MANAGERS)[0])
+            seller.groups.add(Group.objects.get_or_create(name=roles.SALESPEOPLE)[0])
             self._routing(seller)
         self._ingest(Source.KOMMO, "lead_add.form", self._kommo)
         self._ingest(Source.KOMMO, "message_incoming_whatsapp.form", self._kommo)
