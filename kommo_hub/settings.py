@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_tasks_db",
     "kommo_hub",
     "routing",
@@ -211,12 +212,18 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # /api/v1/ answers errors as {"detail", "code"}; the other views keep DRF's bodies.
+    "EXCEPTION_HANDLER": "kommo_hub.api.v1.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Kommo Hub API",
     "DESCRIPTION": "Scheduling for n8n. Header: `Authorization: Api-Key <key>`.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs' assets are served by the hub itself (drf-spectacular-sidecar), no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Security ---------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from kommo_hub.api.docs import DocsView, SchemaView
 from kommo_hub.intake import receivers
 from kommo_hub.ops import health
+from kommo_hub.views import my_leads
 
 urlpatterns = [
     path("webhooks/kommo/<str:secret>/", receivers.kommo_webhook, name="webhook-kommo"),
@@ -16,7 +17,11 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("api/schema/", SchemaView.as_view(), name="api-schema"),
     path("api/docs/", DocsView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include("kommo_hub.api.v1.urls")),
     path("api/", include("kommo_hub.api.urls")),
+    path("meus-leads/", my_leads.my_leads, name="my-leads"),
+    # Before the admin's own URLs: a salesperson's "home" is "Meus leads".
+    path("admin/", my_leads.admin_index),
     path("admin/", admin.site.urls),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]
