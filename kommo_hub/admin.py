@@ -32,6 +32,9 @@ from kommo_hub.models import (
 )
 from kommo_hub.outbox.services import actions_requeue
 
+# The product's name on every admin page, not Django's (a name: never translated).
+admin.site.site_header = admin.site.site_title = "Kommo Hub"
+
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:

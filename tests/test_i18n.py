@@ -332,7 +332,8 @@ def test_admin_switches_to_english_on_request(
 
     assert index.headers["Content-Language"] == "en"
     index_html = index.content.decode()
-    assert "Django administration" in index_html
+    assert "Kommo Hub" in index_html
+    assert "Site administration" in index_html
     assert "Inbound events" in index_html
     assert "Outbound actions" in index_html
     assert "Eventos recebidos" not in index_html
