@@ -323,8 +323,11 @@ def test_another_process_reads_the_pause_from_the_cache_without_the_database(
         }
     }
     pause(team, until=NOW + timedelta(hours=2))
+    # The other process shares this one's clock: the cache entry's expiry is on the frozen clock.
     script = (
-        "import django, json; django.setup(); "
+        "import datetime, django, json, time_machine; django.setup(); "
+        f"now = datetime.datetime.fromisoformat({NOW.isoformat()!r}); "
+        "time_machine.travel(now, tick=False).start(); "
         "from botcontrol.services import bot_view; "
         f"v = bot_view(conversation_id={team.conversation.pk}); "
         "print(json.dumps([v.mode, v.until.isoformat(), v.by_name, v.version]))"
