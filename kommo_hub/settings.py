@@ -164,6 +164,9 @@ WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=10.0)
 N8N_WEBHOOK_URL = env.str("N8N_WEBHOOK_URL", default="")
 N8N_WEBHOOK_SECRET = env.str("N8N_WEBHOOK_SECRET", default="")
 N8N_TIMEOUT_SECONDS = env.float("N8N_TIMEOUT_SECONDS", default=15.0)
+# n8n's duplicate guard: an execution that claimed an action and has not reported back after this
+# many seconds is presumed dead, and a redelivery may claim the action again.
+N8N_CLAIM_TTL_SECONDS = env.int("N8N_CLAIM_TTL_SECONDS", default=900)
 
 # --- Kommo ----------------------------------------------------------------------------------
 KOMMO_SUBDOMAIN = env.str("KOMMO_SUBDOMAIN", default="")

@@ -12,6 +12,7 @@ urlpatterns = [
     path("webhooks/rdstation/<str:secret>/", receivers.rdstation_webhook, name="webhook-rdstation"),
     path("webhooks/forms/<str:secret>/", receivers.forms_webhook, name="webhook-forms"),
     path("webhooks/n8n/<str:secret>/", receivers.n8n_callback, name="webhook-n8n"),
+    path("webhooks/n8n/<str:secret>/claim/", receivers.n8n_claim, name="webhook-n8n-claim"),
     path("webhooks/supabase/<str:secret>/", receivers.supabase_webhook, name="webhook-supabase"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

@@ -43,18 +43,20 @@ from kommo_hub.models import (
     ActionStatus,
     ActionTarget,
     Alert,
+    ClaimState,
     Conversation,
     InboundEvent,
     Lead,
     Message,
     OutboundAction,
 )
+from kommo_hub.outbox import claims
 from kommo_hub.outbox.envelope import (
     conversation_block,
     iso,
     lead_conversation,
 )
-from kommo_hub.outbox.services import N8N_ACTIONS
+from kommo_hub.outbox.services import N8N_ACTIONS, dependents_release
 from routing.models import Area, AreaMembership, Assignment, Salesperson
 from routing.selectors import area_default
 
@@ -559,6 +561,27 @@ def _blank_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
+_TRUE, _FALSE = {"true", "1", "yes", "sim"}, {"false", "0", "no", "nao", "não", ""}
+
+
+def _flag(value: Any) -> Any:
+    """A lenient boolean: n8n expressions often send "true" / "false" as text; anything else is
+    "not said" rather than a rejected report (the failure itself must still be recorded)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    return None
+
+
+def _text_id(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _blank_none(value.strip()) if isinstance(value, str) else value
+
+
 class N8nCallback(BaseModel):
     """ARCHITECTURE §4.3. Unknown keys are kept on the event, not used."""
 
@@ -573,10 +596,23 @@ class N8nCallback(BaseModel):
     appointment: dict[str, Any] | None = None
     reply_text: str | None = None
     error: str | None = None
+    # With `failed`: n8n says trying again may work (a timeout, a 5xx): the hub redelivers.
+    retryable: Annotated[bool | None, BeforeValidator(_flag)] = None
+    # n8n's `$execution.id`: tells a retried execution's reports from the first one's.
+    execution_id: Annotated[str | None, BeforeValidator(_text_id)] = Field(
+        default=None, max_length=64
+    )
 
 
 def callback_received(*, callback: N8nCallback, source_event: InboundEvent | None) -> Handled:
-    """Record what n8n reports; idempotent per (idempotency_key, status)."""
+    """Record what n8n reports; idempotent per (idempotency_key, status), and per execution for
+    `failed` (a redelivered action may fail again).
+
+    done and handoff win over failed, in either order: a late done ends a scheduled redelivery
+    (or a dead letter), and a failed after done changes nothing but the history. A retryable
+    failure of the execution that holds the claim redelivers the action with the outbox's backoff
+    until ACTION_MAX_ATTEMPTS, then dead-letters it with an alert; any other failure alerts.
+    """
     action = (
         OutboundAction.objects.select_for_update()
         .filter(idempotency_key=callback.idempotency_key, target=ActionTarget.N8N)
@@ -585,10 +621,20 @@ def callback_received(*, callback: N8nCallback, source_event: InboundEvent | Non
     if action is None:
         return Handled("unknown action", None)
     lead = Lead.objects.filter(pk=action.lead_id).first() if action.lead_id else None
-    reported = [c.get("status") for c in action.result.get("callbacks", [])]
-    if callback.status in reported:
+    if _callback_recorded(action, callback):
         return Handled(f"callback {callback.status} already recorded", lead)
     now = timezone.now()
+    claim = claims.claim_for(idempotency_key=action.idempotency_key)
+    # Another execution holds the claim now (this one outlived the TTL): its report decides.
+    superseded = (
+        claim is not None
+        and claim.state == ClaimState.STARTED
+        and not claims.claim_held_by(claim, callback.execution_id)
+    )
+    claims.claim_settle(
+        action=action, status=callback.status, execution_id=callback.execution_id, now=now
+    )
+    finished = action.callback_status in claims.FINISHED
     conversation = conversation_for_action(action, lead)
     parts = [f"callback {callback.status} recorded"]
     message = action.sent_message
@@ -602,32 +648,38 @@ def callback_received(*, callback: N8nCallback, source_event: InboundEvent | Non
         if value is not None:
             result[field] = value
     event_id = source_event.pk if source_event is not None else None
-    result["callbacks"] = [
-        *action.result.get("callbacks", []),
-        {"status": callback.status, "at": iso(now), "event": event_id},
-    ]
-    fields: dict[str, Any] = {
-        "callback_status": callback.status,
-        "callback_at": now,
-        "result": result,
-        "sent_message": message,
-    }
+    entry: dict[str, Any] = {"status": callback.status, "at": iso(now), "event": event_id}
+    if callback.execution_id is not None:
+        entry["execution_id"] = callback.execution_id
+    if callback.retryable is not None:
+        entry["retryable"] = callback.retryable
+    result["callbacks"] = [*action.result.get("callbacks", []), entry]
+    fields: dict[str, Any] = {"result": result, "sent_message": message}
+    if callback.status == "failed" and (finished or superseded):
+        # Done already (done wins), or an earlier execution's report: history only.
+        OutboundAction.objects.filter(pk=action.pk).update(**fields)
+        parts.append("already done: ignored" if finished else "from an earlier execution: ignored")
+        return Handled("; ".join(parts), lead)
+    fields.update(callback_status=callback.status, callback_at=now)
     if callback.status == "failed":
         fields["last_error"] = f"n8n: {callback.error or 'failed'}"[:4000]
-    OutboundAction.objects.filter(pk=action.pk).update(**fields)
-    if callback.status == "failed":
-        Alert.objects.create(
-            kind=Alert.Kind.N8N_FAILED,
-            message=_("n8n could not carry out %(action)s #%(id)s (lead #%(lead)s): %(error)s")
-            % {
-                "action": action.action,
-                "id": action.pk,
-                "lead": action.lead_id or "-",
-                "error": (callback.error or "")[:500],
-            },
-        )
+        if callback.retryable:
+            parts.extend(_redeliver(action, fields, now=now))
+            return Handled("; ".join(parts), lead)
+        OutboundAction.objects.filter(pk=action.pk).update(**fields)
+        _failed_alert(action, callback)
         parts.append("alert raised")
-    elif callback.status == "handoff":
+        return Handled("; ".join(parts), lead)
+    if action.status != ActionStatus.DONE:
+        # A late done (or handoff) after a failed: the action was carried out after all.
+        parts.append(f"action done after all (was {action.status})")
+        fields.update(
+            status=ActionStatus.DONE, next_attempt_at=None, locked_until=None, claim_token=""
+        )
+    OutboundAction.objects.filter(pk=action.pk).update(**fields)
+    if action.status != ActionStatus.DONE:
+        dependents_release(action=action)
+    if callback.status == "handoff":
         if conversation is None:
             parts.append("handoff asked but the lead has no conversation")
         else:
@@ -643,6 +695,64 @@ def callback_received(*, callback: N8nCallback, source_event: InboundEvent | Non
                 )
             )
     return Handled("; ".join(parts), lead)
+
+
+def _callback_recorded(action: OutboundAction, callback: N8nCallback) -> bool:
+    """done and handoff count once per action; failed once per execution."""
+    for entry in action.result.get("callbacks", []):
+        if entry.get("status") != callback.status:
+            continue
+        if callback.status != "failed" or entry.get("execution_id") == callback.execution_id:
+            return True
+    return False
+
+
+def _redeliver(action: OutboundAction, fields: dict[str, Any], *, now: datetime) -> list[str]:
+    """A retryable failure: the same action (same key) goes to n8n again after the backoff, or,
+    with its attempts used up, becomes a dead letter with an alert. A delivery of it still in
+    flight loses its claim, so its outcome cannot overwrite this."""
+    from kommo_hub.leasing import backoff_delay
+
+    fields.update(locked_until=None, claim_token="")
+    if action.attempts >= settings.ACTION_MAX_ATTEMPTS:
+        fields.update(status=ActionStatus.DEAD, next_attempt_at=None)
+        OutboundAction.objects.filter(pk=action.pk).update(**fields)
+        Alert.objects.create(
+            kind=Alert.Kind.N8N_FAILED,
+            message=_(
+                "n8n could not carry out %(action)s #%(id)s (lead #%(lead)s) after %(attempts)s "
+                "attempts; it is a dead letter now: %(error)s"
+            )
+            % {
+                "action": action.action,
+                "id": action.pk,
+                "lead": action.lead_id or "-",
+                "attempts": action.attempts,
+                "error": str(fields["last_error"])[5:505],
+            },
+        )
+        return [f"dead after {action.attempts} attempt(s)", "alert raised"]
+    due = now + backoff_delay(action.attempts)
+    fields.update(status=ActionStatus.FAILED, next_attempt_at=due)
+    OutboundAction.objects.filter(pk=action.pk).update(**fields)
+    _deliver_at(action.pk, due=due, now=now)
+    return [
+        f"redelivery {action.attempts + 1} of {settings.ACTION_MAX_ATTEMPTS} "
+        f"scheduled for {iso(due.replace(microsecond=0))}"
+    ]
+
+
+def _failed_alert(action: OutboundAction, callback: N8nCallback) -> None:
+    Alert.objects.create(
+        kind=Alert.Kind.N8N_FAILED,
+        message=_("n8n could not carry out %(action)s #%(id)s (lead #%(lead)s): %(error)s")
+        % {
+            "action": action.action,
+            "id": action.pk,
+            "lead": action.lead_id or "-",
+            "error": (callback.error or "")[:500],
+        },
+    )
 
 
 def _bot_message_record(

@@ -28,12 +28,23 @@ from kommo_hub.intake.normalize import normalize_email, normalize_phone
 from kommo_hub.intake.parsed import BadPayload, ParsedEvent, content_hash, make_key
 from kommo_hub.intake.store import inbound_request_store, safe_headers, storable_text
 from kommo_hub.models import InboundEvent, Source
+from kommo_hub.outbox.claims import UnknownAction, claim_request_parse, n8n_action_claim
 
 logger = logging.getLogger("kommo_hub.intake")
 
 
 def _error(status: int, message: str, **extra: Any) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=status)
+
+
+# Senders (Kommo, RD Station, n8n) retry a 503; Retry-After tells them when.
+RETRY_AFTER_SECONDS = 5
+
+
+def _unavailable() -> JsonResponse:
+    response = _error(503, "temporarily unavailable, retry later")
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def _secret_ok(given: str, expected: str) -> bool:
@@ -143,6 +154,9 @@ def _receive(request: HttpRequest, *, source: str, parse: Parser) -> JsonRespons
         return _error(400, str(exc))
     except Forbidden as exc:
         return _error(403, str(exc))
+    except DatabaseError:  # a parser that reads (the forms' dedupe window)
+        logger.exception("webhook not parsed: database unavailable", extra={"source": source})
+        return _unavailable()
     try:
         result = inbound_request_store(
             source=source,
@@ -154,7 +168,7 @@ def _receive(request: HttpRequest, *, source: str, parse: Parser) -> JsonRespons
         )
     except DatabaseError:
         logger.exception("webhook not stored: database unavailable", extra={"source": source})
-        return _error(503, "temporarily unavailable, retry later")
+        return _unavailable()
     logger.info(
         "webhook accepted",
         extra={
@@ -297,7 +311,11 @@ def _parse_n8n(request: HttpRequest, text: str) -> list[ParsedEvent]:
     status = str(data.get("status") or "")
     if not key or not status:
         raise BadPayload("'idempotency_key' and 'status' are required")
-    return [ParsedEvent("n8n.callback", make_key("n8n", key, status), data, external_id=key[:128])]
+    # A redelivered action reports again from a new n8n execution: not a duplicate.
+    execution = data.get("execution_id")
+    execution = str(execution).strip()[:64] if isinstance(execution, str | int) else ""
+    parts = (key, status, execution) if execution else (key, status)
+    return [ParsedEvent("n8n.callback", make_key("n8n", *parts), data, external_id=key[:128])]
 
 
 @csrf_exempt
@@ -306,6 +324,42 @@ def n8n_callback(request: HttpRequest, secret: str) -> JsonResponse:
     if not _secret_ok(secret, settings.N8N_CALLBACK_SECRET):
         return _error(403, "invalid secret")
     return _receive(request, source=Source.N8N, parse=_parse_n8n)
+
+
+@csrf_exempt
+@require_POST
+def n8n_claim(request: HttpRequest, secret: str) -> JsonResponse:
+    """n8n's duplicate guard (kommo_hub.outbox.claims): a synchronous answer, nothing queued.
+
+    200 {"proceed": true} or {"proceed": false, "reason": "in progress" | "already done"};
+    403 wrong secret, 400 bad body, 404 unknown key, all as {"detail": ...} with nothing written.
+    """
+    if not _secret_ok(secret, settings.N8N_CALLBACK_SECRET):
+        return JsonResponse({"detail": "invalid secret"}, status=403)
+    try:
+        claim = claim_request_parse(_parse_json(_decode(_read_body(request))))
+    except RequestDataTooBig:
+        return JsonResponse({"detail": "body too large"}, status=413)
+    except ValueError as exc:  # BadPayload too
+        return JsonResponse({"detail": str(exc)}, status=400)
+    try:
+        result = n8n_action_claim(
+            idempotency_key=claim.idempotency_key,
+            execution_id=claim.execution_id,
+            action=claim.action or "",
+        )
+    except UnknownAction as exc:
+        return JsonResponse({"detail": str(exc)}, status=404)
+    except DatabaseError:
+        logger.exception("n8n claim not answered: database unavailable")
+        response = JsonResponse({"detail": "temporarily unavailable, retry later"}, status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    log = {"action": claim.action, "execution_id": claim.execution_id}
+    logger.info("n8n claim %s", "granted" if result.proceed else result.reason, extra=log)
+    if result.proceed:
+        return JsonResponse({"proceed": True})
+    return JsonResponse({"proceed": False, "reason": result.reason})
 
 
 def _parse_supabase(request: HttpRequest, text: str) -> list[ParsedEvent]:

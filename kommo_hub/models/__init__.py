@@ -4,7 +4,13 @@ from kommo_hub.models.api import ApiKey, ApiKeyScope
 from kommo_hub.models.crm import Contact, Conversation, Lead, LeadNote, Message
 from kommo_hub.models.intake import EventStatus, InboundEvent, InboundRequest, Source
 from kommo_hub.models.ops import Alert, RateLimitWindow, SchedulerRun, WorkerHeartbeat
-from kommo_hub.models.outbox import ActionStatus, ActionTarget, OutboundAction
+from kommo_hub.models.outbox import (
+    ActionStatus,
+    ActionTarget,
+    ClaimState,
+    N8nClaim,
+    OutboundAction,
+)
 
 __all__ = [
     "ActionStatus",
@@ -12,6 +18,7 @@ __all__ = [
     "Alert",
     "ApiKey",
     "ApiKeyScope",
+    "ClaimState",
     "Contact",
     "Conversation",
     "EventStatus",
@@ -20,6 +27,7 @@ __all__ = [
     "Lead",
     "LeadNote",
     "Message",
+    "N8nClaim",
     "OutboundAction",
     "RateLimitWindow",
     "SchedulerRun",

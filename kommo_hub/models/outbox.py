@@ -93,3 +93,41 @@ class OutboundAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.target}:{self.action} #{self.pk}"
+
+
+class ClaimState(models.TextChoices):
+    STARTED = "started", _("in progress")
+    DONE = "done", _("done")
+    HANDOFF = "handoff", _("handed off")
+    FAILED = "failed", _("failed")
+
+
+class N8nClaim(models.Model):
+    """n8n's duplicate guard: which execution carries out an action, one row per idempotency key.
+
+    An n8n execution claims the key before doing anything; a duplicate delivery is refused while
+    one is in progress (until N8N_CLAIM_TTL_SECONDS) or after it is done. n8n's callbacks move
+    the state on.
+    """
+
+    action = models.OneToOneField(
+        OutboundAction,
+        on_delete=models.CASCADE,
+        related_name="n8n_claim",
+        verbose_name=_("action"),
+    )
+    idempotency_key = models.CharField(_("idempotency key"), max_length=255, unique=True)
+    state = models.CharField(_("state"), max_length=16, choices=ClaimState.choices)
+    execution_id = models.CharField(_("n8n execution"), max_length=64, blank=True)
+    # Executions let through so far (a failed one may be followed by another).
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    claimed_at = models.DateTimeField(_("claimed at"))
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("n8n claim")
+        verbose_name_plural = _("n8n claims")
+        ordering = ["-claimed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.idempotency_key}: {self.state}"
