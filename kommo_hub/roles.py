@@ -24,7 +24,7 @@ from routing.models import Assignment, Salesperson
 MANAGERS = "Gerentes"
 SALESPEOPLE = "Vendedores"
 
-HUB_APPS = ("kommo_hub", "routing", "botcontrol", "scheduling")
+HUB_APPS = ("kommo_hub", "routing", "botcontrol", "scheduling", "privacy")
 
 # (app_label, codename): what a salesperson needs in the admin; rows are scoped by queryset.
 SALESPERSON_PERMISSIONS = (

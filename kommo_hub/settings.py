@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "routing",
     "botcontrol",
     "scheduling",
+    "privacy",
 ]
 
 MIDDLEWARE = [
@@ -139,6 +140,8 @@ WEBHOOK_MAX_FIELDS = env.int("WEBHOOK_MAX_FIELDS", default=50_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
 FORMS_DEDUPE_WINDOW_SECONDS = env.int("FORMS_DEDUPE_WINDOW_SECONDS", default=600)
 LEAD_MERGE_WINDOW_MINUTES = env.int("LEAD_MERGE_WINDOW_MINUTES", default=30)
+# LGPD: leads without activity for this many days are anonymized daily (0: never).
+LGPD_RETENTION_DAYS = env.int("LGPD_RETENTION_DAYS", default=730)
 
 # --- Conversations and bot control --------------------------------------------------------
 # Customer messages within this many seconds of each other get one AI reply.

@@ -4,6 +4,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q
 from django.tasks import task_backends
 from django.utils import timezone
@@ -138,6 +139,15 @@ def reminders() -> int:
     return reminders_send_due()
 
 
+def lgpd_retention() -> int:
+    """LGPD: leads idle for LGPD_RETENTION_DAYS are anonymized; old raw requests tied to no lead
+    are cleared."""
+    from privacy.services import retention_run
+
+    report = retention_run(now=timezone.now(), days=settings.LGPD_RETENTION_DAYS)
+    return sum(1 for erased in report.leads if erased.changed) + report.requests_cleared
+
+
 # name → (every N seconds, job)
 JOBS = {
     "sweep_events": (5, sweep_events),
@@ -148,4 +158,5 @@ JOBS = {
     "supabase_sync": (60, supabase_sync_all),
     "reminders": (60, reminders),
     "prune_bookkeeping": (3600, prune_bookkeeping),
+    "lgpd_retention": (86400, lgpd_retention),
 }

@@ -26,7 +26,7 @@ from tests.outbox.support import N8N_URL
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-TICK_NOW = 3600.0 * 490_000  # a multiple of every job's period: all are due
+TICK_NOW = 86400.0 * 20_420  # a multiple of every job's period: all are due
 ALL_JOBS = {
     "sweep_events",
     "sweep_actions",
@@ -36,6 +36,7 @@ ALL_JOBS = {
     "supabase_sync",
     "reminders",
     "prune_bookkeeping",
+    "lgpd_retention",
 }
 
 
@@ -63,6 +64,7 @@ def test_a_tick_runs_every_job_once_and_the_same_tick_again_runs_nothing() -> No
         ("supabase_sync", int(TICK_NOW // 60), "host-a"),
         ("reminders", int(TICK_NOW // 60), "host-a"),
         ("prune_bookkeeping", int(TICK_NOW // 3600), "host-a"),
+        ("lgpd_retention", int(TICK_NOW // 86400), "host-a"),
     }
 
 
@@ -77,7 +79,8 @@ def test_later_ticks_run_only_the_jobs_whose_period_has_come_round() -> None:
         "release_held_actions",
         "bot_pauses",
     }
-    assert set(scheduler_tick(now=TICK_NOW + 3600)) == ALL_JOBS
+    assert set(scheduler_tick(now=TICK_NOW + 3600)) == ALL_JOBS - {"lgpd_retention"}
+    assert set(scheduler_tick(now=TICK_NOW + 86400)) == ALL_JOBS
 
 
 @pytest.mark.django_db(transaction=True)
