@@ -17,6 +17,7 @@ from django.utils.translation import ngettext
 
 from kommo_hub import roles
 from kommo_hub.intake.processing import event_replay
+from kommo_hub.login_throttle import ThrottledAdminAuthenticationForm
 from kommo_hub.models import (
     Alert,
     ApiKey,
@@ -34,6 +35,7 @@ from kommo_hub.outbox.services import actions_requeue
 
 # The product's name on every admin page, not Django's (a name: never translated).
 admin.site.site_header = admin.site.site_title = "Kommo Hub"
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

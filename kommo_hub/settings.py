@@ -3,26 +3,73 @@
 With nothing set the hub runs embedded: SQLite, the database task queue, a file cache in VAR_DIR.
 """
 
+import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+
+class HubEnv(environ.Env):
+    def secret(self, name: str, default: str = "") -> str:
+        """`name`, or the content of the file named by `<name>_FILE` (systemd credentials, Docker
+        or Kubernetes secrets), with the trailing newline stripped. Both set is an error."""
+        path = os.environ.get(f"{name}_FILE", "")
+        if not path:
+            return str(self.str(name, default=default))
+        if os.environ.get(name, ""):
+            raise environ.ImproperlyConfigured(
+                f"Both {name} and {name}_FILE are set: keep only one of them."
+            )
+        try:
+            return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise environ.ImproperlyConfigured(
+                f"{name}_FILE={path}: the file cannot be read ({exc.strerror})."
+            ) from exc
+
+
+env = HubEnv()
 if not env.bool("KOMMO_HUB_IGNORE_DOTENV", default=False):
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 VAR_DIR = Path(env.str("KOMMO_HUB_VAR_DIR", default=str(BASE_DIR / "var")))
 
-SECRET_KEY = env.str(
-    "DJANGO_SECRET_KEY", default="insecure-dev-key-set-DJANGO_SECRET_KEY-in-production"
-)
+# "production" turns on the secure defaults below and refuses to start without a real secret key.
+DJANGO_ENV = env.str("DJANGO_ENV", default="development")
+if DJANGO_ENV not in {"development", "production"}:
+    raise environ.ImproperlyConfigured(
+        f"DJANGO_ENV must be 'development' or 'production', not {DJANGO_ENV!r}"
+    )
+PRODUCTION = DJANGO_ENV == "production"
+
+INSECURE_DEV_SECRET_KEY = "insecure-dev-key-set-DJANGO_SECRET_KEY-in-production"  # noqa: S105
+SECRET_KEY = env.secret("DJANGO_SECRET_KEY", default=INSECURE_DEV_SECRET_KEY)
+if PRODUCTION and (SECRET_KEY in {"", INSECURE_DEV_SECRET_KEY} or len(SECRET_KEY) < 50):
+    raise environ.ImproperlyConfigured(
+        "DJANGO_ENV=production needs DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE): at least 50 "
+        "random characters, e.g. from "
+        '`python -c "import secrets; print(secrets.token_urlsafe(50))"`.'
+    )
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+if PRODUCTION and DEBUG:
+    raise environ.ImproperlyConfigured("DJANGO_DEBUG must be off when DJANGO_ENV=production.")
 HUB_PUBLIC_URL = env.str("HUB_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+_public = urlsplit(HUB_PUBLIC_URL)
+ALLOWED_HOSTS = env.list(
+    "DJANGO_ALLOWED_HOSTS",
+    default=list(
+        dict.fromkeys([_public.hostname or "localhost", "localhost", "127.0.0.1", "[::1]"])
+    ),
+)
+# Admin form posts from the public URL are trusted (behind a TLS proxy the origin is https://).
+CSRF_TRUSTED_ORIGINS = [
+    *env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[]),
+    f"{_public.scheme}://{_public.netloc}",
+]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -74,7 +121,9 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 _SQLITE_PATH = VAR_DIR / "kommo_hub.sqlite3"
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{_SQLITE_PATH}")}
+DATABASES = {
+    "default": env.db_url_config(env.secret("DATABASE_URL", default=f"sqlite:///{_SQLITE_PATH}"))
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # Several processes (web, worker, scheduler) write to one file: WAL, IMMEDIATE, a busy timeout.
@@ -92,7 +141,7 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (and the shared Kommo rate limiter when Redis is configured) --------------------
-REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_URL = env.secret("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -127,12 +176,12 @@ if TASKS_BACKEND not in _TASK_BACKENDS:
 TASKS = {"default": _TASK_BACKENDS[TASKS_BACKEND]}
 
 # --- Intake and outbox ----------------------------------------------------------------------
-KOMMO_WEBHOOK_SECRET = env.str("KOMMO_WEBHOOK_SECRET", default="")
-RDSTATION_WEBHOOK_SECRET = env.str("RDSTATION_WEBHOOK_SECRET", default="")
-FORMS_WEBHOOK_SECRET = env.str("FORMS_WEBHOOK_SECRET", default="")
-FORMS_SIGNING_SECRET = env.str("FORMS_SIGNING_SECRET", default="")
-N8N_CALLBACK_SECRET = env.str("N8N_CALLBACK_SECRET", default="")
-SUPABASE_WEBHOOK_SECRET = env.str("SUPABASE_WEBHOOK_SECRET", default="")
+KOMMO_WEBHOOK_SECRET = env.secret("KOMMO_WEBHOOK_SECRET")
+RDSTATION_WEBHOOK_SECRET = env.secret("RDSTATION_WEBHOOK_SECRET")
+FORMS_WEBHOOK_SECRET = env.secret("FORMS_WEBHOOK_SECRET")
+FORMS_SIGNING_SECRET = env.secret("FORMS_SIGNING_SECRET")
+N8N_CALLBACK_SECRET = env.secret("N8N_CALLBACK_SECRET")
+SUPABASE_WEBHOOK_SECRET = env.secret("SUPABASE_WEBHOOK_SECRET")
 
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 WEBHOOK_MAX_FIELDS = env.int("WEBHOOK_MAX_FIELDS", default=50_000)
@@ -165,7 +214,7 @@ WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=10.0)
 
 # --- n8n --------------------------------------------------------------------------------------
 N8N_WEBHOOK_URL = env.str("N8N_WEBHOOK_URL", default="")
-N8N_WEBHOOK_SECRET = env.str("N8N_WEBHOOK_SECRET", default="")
+N8N_WEBHOOK_SECRET = env.secret("N8N_WEBHOOK_SECRET")
 N8N_TIMEOUT_SECONDS = env.float("N8N_TIMEOUT_SECONDS", default=15.0)
 # n8n's duplicate guard: an execution that claimed an action and has not reported back after this
 # many seconds is presumed dead, and a redelivery may claim the action again.
@@ -175,13 +224,13 @@ N8N_CLAIM_TTL_SECONDS = env.int("N8N_CLAIM_TTL_SECONDS", default=900)
 KOMMO_SUBDOMAIN = env.str("KOMMO_SUBDOMAIN", default="")
 KOMMO_BASE_URL = env.str("KOMMO_BASE_URL", default="")
 KOMMO_ACCOUNT_ID = env.str("KOMMO_ACCOUNT_ID", default="")
-KOMMO_ACCESS_TOKEN = env.str("KOMMO_ACCESS_TOKEN", default="")
+KOMMO_ACCESS_TOKEN = env.secret("KOMMO_ACCESS_TOKEN")
 KOMMO_TIMEOUT_SECONDS = env.float("KOMMO_TIMEOUT_SECONDS", default=10.0)
 KOMMO_MAX_REQUESTS_PER_SECOND = env.int("KOMMO_MAX_REQUESTS_PER_SECOND", default=7)
 
 # --- Supabase (used by the scheduling issue) -------------------------------------------------
 SUPABASE_URL = env.str("SUPABASE_URL", default="")
-SUPABASE_SERVICE_ROLE_KEY = env.str("SUPABASE_SERVICE_ROLE_KEY", default="")
+SUPABASE_SERVICE_ROLE_KEY = env.secret("SUPABASE_SERVICE_ROLE_KEY")
 SUPABASE_TIMEOUT_SECONDS = env.float("SUPABASE_TIMEOUT_SECONDS", default=10.0)
 # Reminders (n8n `reminder` actions) this many minutes before each appointment.
 REMINDER_OFFSETS_MINUTES = env.list("REMINDER_OFFSETS_MINUTES", cast=int, default=[1440, 60])
@@ -207,11 +256,16 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
-# Serve straight from the apps' static folders: the embedded install needs no collectstatic.
-WHITENOISE_USE_FINDERS = True
+# Embedded: served straight from the apps' static folders, no collectstatic. Production: the
+# release step collects hashed, compressed copies that whitenoise serves with far-future caching.
+WHITENOISE_USE_FINDERS = not PRODUCTION
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
 }
 
 REST_FRAMEWORK = {
@@ -232,14 +286,37 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# --- Security ---------------------------------------------------------------------------------
-SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
+# --- Security (DJANGO_ENV=production turns the defaults on) ---------------------------------------
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=PRODUCTION)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env.int(
+    "DJANGO_SESSION_COOKIE_AGE", default=8 * 3600 if PRODUCTION else 14 * 24 * 3600
+)
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https")
     if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False)
     else None
 )
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SSL_REDIRECT", default=PRODUCTION)
+# Load balancers and monitors probe over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
+# Preloading is hard to undo (months in the browsers' lists): an explicit choice, off by default.
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "kommo_hub.error_reports.HubExceptionReporterFilter"
+# Admin login: this many failures per username or per client address within the window lock
+# both out for the rest of the window (counted in the shared cache, so across processes).
+LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=5)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 
 # --- Logging: one JSON line per record, phones and e-mails masked ------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

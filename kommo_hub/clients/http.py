@@ -6,6 +6,8 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+from kommo_hub.redaction import redact_body
+
 EXCERPT_CHARS = 2000
 
 
@@ -40,7 +42,8 @@ def retry_after_seconds(value: str) -> float | None:
 def result_from_response(response: httpx.Response) -> HttpResult:
     return HttpResult(
         status_code=response.status_code,
-        excerpt=response.text[:EXCERPT_CHARS],
+        # Kept in the admin: a token an API echoes back (e.g. OAuth) is not.
+        excerpt=redact_body(response.text)[:EXCERPT_CHARS],
         body=response.text,
         retry_after_seconds=retry_after_seconds(response.headers.get("Retry-After", "")),
     )

@@ -1,5 +1,6 @@
 """Storing what a receiver accepted: the raw request and its events, in one transaction."""
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,12 @@ from django.tasks import task_backends
 from kommo_hub.intake.handlers import HANDLERS
 from kommo_hub.intake.parsed import ParsedEvent
 from kommo_hub.models import EventStatus, InboundEvent, InboundRequest
+from kommo_hub.redaction import (
+    mask_webhook_secrets,
+    might_hold_secret,
+    redact_body,
+    redact_payloads,
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,15 @@ def inbound_request_store(
     remote_addr: str | None,
     events: list[ParsedEvent],
 ) -> StoreResult:
+    if might_hold_secret(body):
+        # Secrets a client sent (a token, a password field) are never stored, nor shown later.
+        body = redact_body(body)
+        payloads = redact_payloads([parsed.payload for parsed in events])
+        if payloads is not None:
+            events = [
+                dataclasses.replace(parsed, payload=payload)
+                for parsed, payload in zip(events, payloads, strict=True)
+            ]
     request_fields = {
         "source": source,
         "body": body,
@@ -96,10 +112,20 @@ def safe_headers(meta: dict[str, Any]) -> dict[str, str]:
         name = key.removeprefix("HTTP_").replace("_", "-").title()
         if any(
             word in name.lower()
-            for word in ("authorization", "cookie", "secret", "token", "signature")
+            for word in (
+                "authorization",
+                "cookie",
+                "secret",
+                "token",
+                "signature",
+                "apikey",
+                "api-key",
+                "password",
+            )
         ):
             continue
-        keep[name] = storable_text(str(value)[:500])
+        # A Referer or Origin may be a receiver's URL, with its secret.
+        keep[name] = storable_text(mask_webhook_secrets(str(value)[:500]))
     return keep
 
 
