@@ -25,25 +25,31 @@ def kommo_configured() -> bool:
 
 
 def kommo_request(*, method: str, path: str, json: Any = None) -> HttpResult:
-    """One API call, after taking a grant from the shared 7-per-second window."""
-    try:
-        acquire(
-            limiter_for("kommo", limit=settings.KOMMO_MAX_REQUESTS_PER_SECOND),
-            timeout=settings.KOMMO_TIMEOUT_SECONDS,
-        )
-    except RateLimited as exc:
-        return HttpResult(
-            status_code=None, error=f"local rate limit: {exc}", retry_after_seconds=1.0
-        )
+    """One API call, after taking a grant from the shared 7-per-second window.
+
+    The client and the request are ready before the grant is taken, so the request leaves right
+    after it, and the grant is released when the call ended: Kommo counts arrivals, and a call
+    that left late must not bunch up with the next second's.
+    """
     headers = {
         "Authorization": f"Bearer {settings.KOMMO_ACCESS_TOKEN}",
         "Content-Type": "application/json",
         "Accept": "application/json",
     }
     url = f"{kommo_base_url()}/{path.lstrip('/')}"
-    try:
-        with httpx.Client(timeout=settings.KOMMO_TIMEOUT_SECONDS) as client:
-            response = client.request(method.upper(), url, json=json, headers=headers)
-    except httpx.HTTPError as exc:
-        return result_from_error(exc)
+    limiter = limiter_for("kommo", limit=settings.KOMMO_MAX_REQUESTS_PER_SECOND)
+    with httpx.Client(timeout=settings.KOMMO_TIMEOUT_SECONDS) as client:
+        request = client.build_request(method.upper(), url, json=json, headers=headers)
+        try:
+            acquire(limiter, timeout=settings.KOMMO_TIMEOUT_SECONDS)
+        except RateLimited as exc:
+            return HttpResult(
+                status_code=None, error=f"local rate limit: {exc}", retry_after_seconds=1.0
+            )
+        try:
+            response = client.send(request)
+        except httpx.HTTPError as exc:
+            return result_from_error(exc)
+        finally:
+            limiter.release()  # the call counts until it ended (see ratelimit.py)
     return result_from_response(response)

@@ -34,6 +34,9 @@ def main() -> None:
                 spans.append((before, time.time()))
             return wait
 
+        def release(self) -> None:
+            inner.release()
+
     print("ready", flush=True)
     sys.stdin.readline()
     for _ in range(int(count)):

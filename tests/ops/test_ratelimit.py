@@ -257,3 +257,34 @@ def test_four_processes_sharing_one_key_never_get_more_than_7_grants_in_any_seco
         assert crowded_window(grants, limit, 1.0) == [], kind
         # Grant n and grant n+7 are at least a second apart, so 80 grants take over 11 s.
         assert grants[77][1] - grants[0][0] >= 11.0, kind
+
+
+def test_a_released_grant_counts_from_when_its_call_ended(make_limiter: MakeLimiter) -> None:
+    limiter = make_limiter(unique_key(), 1, 0.3)
+    assert limiter.try_acquire() == 0.0
+    time.sleep(0.2)  # the call takes a while (or left late)
+    limiter.release()
+    time.sleep(0.15)  # 0.35 s after the grant, 0.15 s after the call ended
+
+    wait = limiter.try_acquire()
+
+    assert 0 < wait <= 0.15
+
+
+def test_an_unreleased_grant_counts_from_when_it_was_taken(make_limiter: MakeLimiter) -> None:
+    limiter = make_limiter(unique_key(), 1, 0.3)
+    assert limiter.try_acquire() == 0.0
+    time.sleep(0.35)
+
+    assert limiter.try_acquire() == 0.0
+
+
+def test_releasing_without_a_grant_changes_nothing(make_limiter: MakeLimiter) -> None:
+    key = unique_key()
+    limiter = make_limiter(key, 1, 0.3)
+    limiter.release()
+    assert limiter.try_acquire() == 0.0
+    limiter.release()
+    limiter.release()  # a second release has no grant left to move
+
+    assert limiter.try_acquire() > 0

@@ -2,14 +2,19 @@
 
 import os
 import socket
+import time
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, connections
 from django.utils.crypto import get_random_string
 from django_tasks_db.management.commands.db_worker import Worker
 
 from kommo_hub.ops.heartbeat import heartbeat_start
+
+# How long a worker waits before polling again when the database is unreachable.
+DATABASE_RETRY_SECONDS = 1.0
 
 
 class Command(BaseCommand):
@@ -43,6 +48,19 @@ class Command(BaseCommand):
         )
         worker.configure_signals()
         try:
-            worker.run()
+            while True:
+                try:
+                    worker.run()
+                    return
+                except DatabaseError as exc:
+                    # The database restarted or failed over: the worker waits for it instead of
+                    # exiting (the task it was running is retried by the hub's own rows).
+                    self.stderr.write(
+                        f"task worker waiting, database unavailable: {type(exc).__name__}"
+                    )
+                    connections.close_all()
+                    if not worker.running:
+                        return
+                    time.sleep(DATABASE_RETRY_SECONDS)
         finally:
             stop.set()
