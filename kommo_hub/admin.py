@@ -28,6 +28,7 @@ from kommo_hub.models import (
     Lead,
     LeadNote,
     Message,
+    N8nClaim,
     OutboundAction,
     WorkerHeartbeat,
 )
@@ -185,6 +186,18 @@ class InboundEventAdmin(OwnLeadsAdminMixin, ReadOnlyAdmin):
         )
 
 
+class N8nClaimInline(admin.TabularInline):
+    """Which n8n execution holds the action (the workflow's duplicate guard)."""
+
+    model = N8nClaim
+    fields = readonly_fields = ("state", "execution_id", "attempts", "claimed_at", "updated_at")
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(OutboundAction)
 class OutboundActionAdmin(OwnLeadsAdminMixin, ReadOnlyAdmin):
     list_display = [
@@ -228,15 +241,23 @@ class OutboundActionAdmin(OwnLeadsAdminMixin, ReadOnlyAdmin):
         "created_at",
         "updated_at",
         "delivered_at",
+        "callback_status",
+        "callback_at",
+        "result_pretty",
         "payload_pretty",
     ]
-    exclude = ["payload"]
+    exclude = ["payload", "result"]
+    inlines = [N8nClaimInline]
     actions = ["retry", "release"]
     date_hierarchy = "created_at"
 
     @admin.display(description=_("payload"))
     def payload_pretty(self, obj: OutboundAction) -> str:
         return _pretty_json(obj.payload)
+
+    @admin.display(description=_("result reported by n8n"))
+    def result_pretty(self, obj: OutboundAction) -> str:
+        return _pretty_json(obj.result) if obj.result else "-"
 
     @admin.display(description=_("waiting for it"))
     def waiting_dependents(self, obj: OutboundAction) -> str:

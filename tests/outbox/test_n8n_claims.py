@@ -291,3 +291,21 @@ def test_a_database_outage_is_503_with_retry_after_never_a_500(
         {"detail": "temporarily unavailable, retry later"},
         "5",
     )
+
+
+def test_the_action_page_in_the_admin_shows_the_claim_and_what_n8n_reported(
+    admin_client: Client, action: OutboundAction
+) -> None:
+    claim(admin_client, body(action, execution_id="777"))
+    OutboundAction.objects.filter(pk=action.pk).update(
+        callback_status="failed",
+        result={"callbacks": [{"status": "failed", "execution_id": "777", "retryable": True}]},
+    )
+
+    page = admin_client.get(f"/admin/kommo_hub/outboundaction/{action.pk}/change/")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "777" in html
+    assert "em andamento" in html  # pt-BR by default
+    assert "&quot;retryable&quot;: true" in html
