@@ -5,22 +5,17 @@ Supabase's roles (anon, authenticated, service_role) if the server lacks them, a
 file of supabase/migrations/ — twice, as `supabase db push` or a re-run in the SQL editor would.
 
 PostgREST itself is not available here, so `scheduling/supabase.py` talks (through respx, at the
-HTTP boundary) to a small stand-in that answers the requests it sends the way PostgREST does:
-the request's role is set (so row-level security applies), filters and keyset `or=` become SQL,
-rows come back as Postgres' JSON, and errors carry PostgREST's codes and HTTP statuses.
+HTTP boundary) to a small stand-in that answers the requests it sends the way PostgREST does
+(tests/scheduling/postgrest.py).
 """
 
 import json
 import os
-import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 from uuid import UUID
 
-import httpx
 import psycopg
 import pytest
 import respx
@@ -33,13 +28,10 @@ from scheduling import supabase, sync
 from scheduling.models import AgendaBlock, Appointment, Interaction, SyncCursor
 from scheduling.supabase import SupabaseConflict, SupabaseError
 from scheduling.sync import SyncResult, sync_table
+from tests.scheduling.postgrest import AGENDA_TABLES, PostgrestStandIn, agenda_prepare
 from tests.scheduling.test_supabase_client import REST, SUPABASE_PROJECT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
-
-MIGRATIONS = sorted((Path(__file__).resolve().parents[2] / "supabase" / "migrations").glob("*.sql"))
-AGENDA_TABLES = ("agenda_vendedor", "agendamentos", "historico_interacoes")
-IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 def server_dsn(dbname: str) -> str:
@@ -57,22 +49,9 @@ def server_dsn(dbname: str) -> str:
 def agenda_dsn() -> Iterator[str]:
     """A scratch database with the migrations applied (twice); dropped afterwards."""
     name = f"kommo_hub_supa_it_{os.getpid()}"
-    with psycopg.connect(server_dsn("postgres"), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        for role in ("anon", "authenticated", "service_role"):  # they exist in every Supabase
-            admin.execute(
-                sql.SQL(
-                    "DO $$ BEGIN CREATE ROLE {} NOLOGIN; "
-                    "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
-                ).format(sql.Identifier(role))
-            )
     dsn = server_dsn(name)
     try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            for _ in range(2):
-                for migration in MIGRATIONS:
-                    conn.execute(migration.read_text(encoding="utf-8").encode())
+        agenda_prepare(admin_dsn=server_dsn("postgres"), dsn=dsn, name=name)
         yield dsn
     finally:
         with psycopg.connect(server_dsn("postgres"), autocommit=True) as admin:
@@ -263,170 +242,6 @@ def test_only_the_service_role_reads_and_writes_the_agenda(
     with agenda.transaction(force_rollback=True):
         agenda.execute("SET LOCAL ROLE service_role")
         booking(agenda, "2026-12-01 11:00Z", "2026-12-01 11:30Z")
-
-
-# --- a PostgREST stand-in on the scratch database -------------------------------------------------
-
-
-def _split_top_level(text: str) -> list[str]:
-    parts, depth, quoted, current = [], 0, False, ""
-    for char in text:
-        if char == '"':
-            quoted = not quoted
-        elif not quoted and char == "(":
-            depth += 1
-        elif not quoted and char == ")":
-            depth -= 1
-        elif not quoted and depth == 0 and char == ",":
-            parts.append(current)
-            current = ""
-            continue
-        current += char
-    return [*parts, current]
-
-
-def _unquote(value: str) -> str:
-    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
-
-
-OPERATORS = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "neq": "<>"}
-
-
-def _condition(column: str, operator: str, value: str) -> tuple[sql.Composable, list[Any]]:
-    assert IDENTIFIER.match(column), column
-    name = sql.Identifier(column)
-    if operator == "is":
-        assert value == "null", value
-        return sql.SQL("{} IS NULL").format(name), []
-    if operator == "in":
-        values = [_unquote(v) for v in _split_top_level(value[1:-1])]
-        return sql.SQL("{}::text = ANY(%s)").format(name), [values]
-    return sql.SQL("{} {} %s").format(name, sql.SQL(OPERATORS[operator])), [_unquote(value)]
-
-
-def _logic(kind: str, inner: str) -> tuple[sql.Composable, list[Any]]:
-    parts: list[sql.Composable] = []
-    params: list[Any] = []
-    for item in _split_top_level(inner):
-        if item.startswith(("and(", "or(")):
-            nested_kind, rest = item.split("(", 1)
-            part, more = _logic(nested_kind, rest[:-1])
-        else:
-            column, operator, value = item.split(".", 2)
-            part, more = _condition(column, operator, value)
-        parts.append(sql.SQL("({})").format(part))
-        params += more
-    return sql.SQL(f" {kind.upper()} ").join(parts), params
-
-
-# PostgREST's HTTP status for a Postgres error (docs: references/errors), the codes met here.
-def _status(sqlstate: str) -> int:
-    if sqlstate in ("23503", "23505"):
-        return 409
-    if sqlstate == "42501":
-        return 403
-    if sqlstate == "42P01":
-        return 404
-    if sqlstate[:2] in ("08", "53"):
-        return 503
-    if sqlstate[:2] in ("25", "40", "57", "58", "XX"):
-        return 500
-    return 400
-
-
-class PostgrestStandIn:
-    """Answers scheduling/supabase.py's requests from the scratch database, as PostgREST."""
-
-    def __init__(self, dsn: str, *, role: str = "service_role") -> None:
-        self.dsn, self.role = dsn, role
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        table = request.url.path.rsplit("/", 1)[-1]
-        assert table in AGENDA_TABLES, table
-        where: list[sql.Composable] = []
-        params: list[Any] = []
-        order: list[sql.Composable] = []
-        limit: sql.Composable = sql.SQL("")
-        for key, value in parse_qsl(request.url.query.decode(), keep_blank_values=True):
-            if key == "select":
-                assert value == "*"
-            elif key == "order":
-                for term in value.split(","):
-                    column, direction = term.split(".")
-                    assert IDENTIFIER.match(column), column
-                    assert direction in ("asc", "desc"), direction
-                    order.append(
-                        sql.SQL("{} {}").format(sql.Identifier(column), sql.SQL(direction))
-                    )
-            elif key == "limit":
-                limit = sql.SQL("LIMIT {}").format(sql.Literal(int(value)))
-            elif key in ("or", "and"):
-                condition, more = _logic(key, value[1:-1])
-                where.append(condition)
-                params += more
-            else:
-                operator, _, operand = value.partition(".")
-                condition, more = _condition(key, operator, operand)
-                where.append(condition)
-                params += more
-        filters = sql.SQL(" AND ").join(where) if where else sql.SQL("true")
-        target = sql.SQL("public.{}").format(sql.Identifier(table))
-        if request.method == "GET":
-            statement = sql.SQL(
-                "SELECT coalesce(json_agg(t), '[]')::text FROM (SELECT * FROM {} WHERE {} {} {}) t"
-            ).format(
-                target,
-                filters,
-                sql.SQL("ORDER BY ") + sql.SQL(", ").join(order) if order else sql.SQL(""),
-                limit,
-            )
-        else:
-            body = json.loads(request.content)
-            columns = sql.SQL(", ").join(map(sql.Identifier, body))
-            source = sql.SQL("SELECT {} FROM json_populate_record(null::{}, %s::json)").format(
-                columns, target
-            )
-            if request.method == "POST":
-                change = sql.SQL("INSERT INTO {} ({}) {} RETURNING *").format(
-                    target, columns, source
-                )
-                params = [json.dumps(body)]
-            else:
-                assert request.method == "PATCH"
-                change = sql.SQL("UPDATE {} SET ({}) = ({}) WHERE {} RETURNING *").format(
-                    target, columns, source, filters
-                )
-                params = [json.dumps(body), *params]
-            statement = sql.SQL(
-                "WITH changed AS ({}) SELECT coalesce(json_agg(changed), '[]')::text FROM changed"
-            ).format(change)
-        try:
-            with psycopg.connect(self.dsn) as conn, conn.transaction():
-                conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self.role)))
-                conn.execute("SET LOCAL timezone = 'UTC'")
-                row = conn.execute(statement, params).fetchone()
-        except psycopg.Error as exc:
-            code = exc.sqlstate or "XX000"
-            return httpx.Response(
-                _status(code),
-                json={
-                    "code": code,
-                    "details": exc.diag.message_detail,
-                    "hint": exc.diag.message_hint,
-                    "message": exc.diag.message_primary,
-                },
-            )
-        assert row is not None
-        rows = json.loads(row[0])
-        span = f"0-{len(rows) - 1}/*" if rows and request.method == "GET" else "*/*"
-        status = 201 if request.method == "POST" else 200
-        return httpx.Response(
-            status,
-            content=row[0].encode(),
-            headers={"Content-Type": "application/json; charset=utf-8", "Content-Range": span},
-        )
 
 
 @pytest.fixture

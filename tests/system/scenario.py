@@ -2,7 +2,8 @@
 
 The stack (tests/system/stack.py): a private Postgres and Redis, two "machines" (web + 2 task
 workers + a scheduler each, own working directory and port), a fake Kommo that enforces 7
-requests per second, and a fake n8n that executes each idempotency key once and calls back.
+requests per second, a fake n8n that executes each idempotency key once and calls back, and
+Supabase's agenda behind a PostgREST stand-in (bookings are written there first).
 
 The load (deterministic, seeded): new leads from the website form, RD Station and Kommo, ~10%
 delivered twice (a sender's retry); WhatsApp conversations with bursts of 2–4 messages, some taken
@@ -880,6 +881,32 @@ class Day:
         )
         return {"events": int(events), "actions": int(actions), "reminders": int(reminders)}
 
+    def supabase_agenda(self) -> dict[str, Any]:
+        """What Supabase's own table holds, against the hub's mirror of it."""
+        with psycopg.connect(
+            self.stack.postgres.database_url("supabase"), autocommit=True, connect_timeout=5
+        ) as conn:
+            rows = conn.execute(
+                "WITH active AS (SELECT * FROM agendamentos "
+                "  WHERE status IN ('booked', 'confirmed') AND deleted_at IS NULL) "
+                "SELECT (SELECT count(*) FROM active), "
+                "  (SELECT count(*) FROM active a JOIN active b "
+                "   ON a.vendedor_id = b.vendedor_id AND a.id < b.id "
+                "   AND a.inicio < b.fim AND b.inicio < a.fim)"
+            ).fetchone()
+        assert rows is not None
+        hub = self.db.rows(
+            "SELECT count(*), count(*) FILTER (WHERE supabase_id IS NULL) "
+            "FROM scheduling_appointment WHERE status IN ('booked', 'confirmed')"
+        )[0]
+        return {
+            "active": int(rows[0]),
+            "overlapping": int(rows[1]),
+            "hub_active": int(hub[0]),
+            "hub_without_supabase": int(hub[1]),
+            "statuses": self.stack.supabase.statuses if self.stack.supabase else Counter(),
+        }
+
     def drain(self, timeout: float = 420) -> bool:
         """The backlog (events, actions, reminders still to send) reaches zero."""
         return bool(wait_for(lambda: not any(self.backlog().values()), timeout=timeout, interval=1))
@@ -977,6 +1004,7 @@ class Day:
             "WHERE a.status IN ('booked', 'confirmed') AND b.status IN ('booked', 'confirmed')"
         )
         contested = Counter(code for kind, code in self.booking_results if kind == "contested slot")
+        agenda = self.supabase_agenda()
         kommo_created_twice = [k for k, n in kommo.created_by_request.items() if n > 1]
         over = [f"{moment - rec.start:.1f}s" for moment in kommo.violations[:8]]
         backlog = self.backlog()
@@ -1034,6 +1062,12 @@ class Day:
             ("Kommo 429 for the rate (violations)", str(len(kommo.violations)), "0"),
             ("hub delivery retries", str(hub_retries), ""),
             ("bookings", json.dumps(Counter(f"{k}: {c}" for k, c in self.booking_results)), ""),
+            (
+                "Supabase active appointments",
+                str(agenda["active"]),
+                f"{self.appointments_expected} booked through the API",
+            ),
+            ("Supabase answers", json.dumps(dict(sorted(agenda["statuses"].items()))), ""),
             ("events by status", json.dumps(dict(event_states)), ""),
             ("actions by status", json.dumps(dict(action_states)), ""),
             ("backlog at the end", json.dumps(backlog), "all 0"),
@@ -1086,6 +1120,16 @@ class Day:
                 and contested.get(409, 0) == sum(contested.values()) - 1,
                 f"overlapping appointments: {overlapping}; contested slot answers "
                 f"{dict(contested)}",
+            ),
+            Criterion(
+                "Supabase holds every booking once, none overlapping",
+                agenda["active"] == self.appointments_expected
+                and agenda["overlapping"] == 0
+                and agenda["hub_without_supabase"] == 0
+                and agenda["hub_active"] == agenda["active"],
+                f"Supabase {agenda['active']} active ({agenda['overlapping']} overlapping), hub "
+                f"{agenda['hub_active']} active ({agenda['hub_without_supabase']} not in "
+                f"Supabase), {self.appointments_expected} booked",
             ),
             Criterion(
                 "no reminder twice",

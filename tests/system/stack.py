@@ -1,7 +1,8 @@
 """A whole hub "installation" for the load and fault test: its own PostgreSQL cluster and Redis,
 one or more machines (web + task workers + scheduler, each machine with its own working directory
-and port), and local fakes of Kommo (7 requests per second, 429 above it) and n8n (the real
-workflow's idempotency guard and callback).
+and port), and local fakes of Kommo (7 requests per second, 429 above it), n8n (the real
+workflow's idempotency guard and callback) and Supabase's agenda (the shipped migrations on
+the private cluster, behind a PostgREST stand-in: tests/scheduling/postgrest.py).
 
 Nothing here touches the machine's shared Postgres or Redis: the cluster is created with initdb
 in a temporary directory on a free port, so the test can restart it at will.
@@ -27,6 +28,7 @@ import httpx
 import psycopg
 
 from tests.flows.fakes import FakeKommo
+from tests.scheduling.postgrest import PostgrestServer, agenda_prepare
 from tests.system.processes import (
     MANAGE,
     PYTHON,
@@ -52,6 +54,7 @@ def _pg_bin() -> Path:
 PG_BIN = _pg_bin()
 N8N_SECRET = "system-test-n8n-secret"
 KOMMO_TOKEN = "system-test-kommo-token"
+SUPABASE_KEY = "system-test-supabase-service-role-key"
 START_SCRIPT = ROOT / "scripts" / "start"
 
 
@@ -75,7 +78,10 @@ class PrivatePostgres:
 
     @property
     def url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/kommo_hub"
+        return self.database_url("kommo_hub")
+
+    def database_url(self, name: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
 
     def _run(self, *argv: str, timeout: float = 120) -> None:
         done = subprocess.run(
@@ -505,6 +511,9 @@ class Stack:
     n8n: FakeN8n
     machines: list[Machine] = field(default_factory=list)
     keep: bool = False
+    # Supabase: its agenda tables (supabase/migrations/) in database "supabase" of the private
+    # cluster, behind the PostgREST stand-in; so a Postgres restart takes Supabase down too.
+    supabase: PostgrestServer | None = None
 
     @classmethod
     def create(cls, *, root: Path | None = None, keep: bool = False) -> "Stack":
@@ -533,12 +542,20 @@ class Stack:
                 "KOMMO_MAX_REQUESTS_PER_SECOND": "7",
             }
         )
+        if self.supabase is not None:
+            env["SUPABASE_URL"] = self.supabase.url
+            env["SUPABASE_SERVICE_ROLE_KEY"] = SUPABASE_KEY
         env.update({k: str(v) for k, v in overrides.items()})
         return env
 
     def start(self, **overrides: str | float) -> None:
         """Databases and fakes up, the schema migrated (once, from the first machine's env)."""
         self.postgres.start()
+        agenda = self.postgres.database_url("supabase")
+        agenda_prepare(
+            admin_dsn=self.postgres.database_url("postgres"), dsn=agenda, name="supabase"
+        )
+        self.supabase = PostgrestServer(agenda, key=SUPABASE_KEY).__enter__()
         self.redis.start()
         self.kommo.__enter__()
         self.n8n.__enter__()
@@ -589,6 +606,9 @@ class Stack:
             machine.processes.close()
         with contextlib.suppress(Exception):
             self.n8n.__exit__()
+        if self.supabase is not None:
+            with contextlib.suppress(Exception):
+                self.supabase.__exit__()
         with contextlib.suppress(Exception):
             self.kommo.__exit__()
         self.redis.stop()
