@@ -10,6 +10,7 @@ transaction, so the results and the DONE status commit together.
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from kommo_hub.clients.kommo import kommo_request
 from kommo_hub.crm.services import lead_attach_kommo_id
 from kommo_hub.intake.normalize import normalize_phone
 from kommo_hub.models import ActionStatus, Lead, LeadNote, OutboundAction
+from kommo_hub.outbox.kommo_lost import create_may_have_happened, lead_created_find
 from kommo_hub.outbox.services import (
     LEAD_CREATE,
     LEAD_UPDATE,
@@ -35,6 +37,8 @@ CONTACTS_PATH = "/api/v4/contacts"
 COMPLEX_PATH = "/api/v4/leads/complex"
 NOTES_PATH = "/api/v4/leads/notes"
 TASKS_PATH = "/api/v4/tasks"
+# On a lead_create's state while a create may have reached Kommo unanswered (kommo_lost.py).
+CREATE_SENT_AT = "create_sent_at"
 # Lead fields a write may set, and the hub's mirror of each.
 MIRRORED = {
     "responsible_user_id": "kommo_responsible_user_id",
@@ -90,6 +94,12 @@ def _json(result: HttpResult) -> Any:
 def _save_state(action: OutboundAction, **values: Any) -> None:
     """Remember what a retry must not do again; committed at once, apart from the outcome."""
     state = {**(action.payload.get("state") or {}), **values}
+    action.payload = {**action.payload, "state": state}
+    OutboundAction.objects.filter(pk=action.pk).update(payload=action.payload)
+
+
+def _forget_state(action: OutboundAction, name: str) -> None:
+    state = {k: v for k, v in (action.payload.get("state") or {}).items() if k != name}
     action.payload = {**action.payload, "state": state}
     OutboundAction.objects.filter(pk=action.pk).update(payload=action.payload)
 
@@ -223,10 +233,33 @@ def lead_create(action: OutboundAction, lead: Lead) -> Sent:
         if failed is not None:
             return Sent(failed)
         _save_state(action, contact_id=contact_id)
-    result = kommo_request(
-        method="POST", path=COMPLEX_PATH, json=[_lead_body(action, lead, contact_id)]
-    )
+    body = _lead_body(action, lead, contact_id)
+    if state.get(CREATE_SENT_AT) is not None:  # an earlier create's answer was lost
+        _name, phone, email = _person(lead)
+        found, failed = lead_created_find(
+            body=body, contact_id=contact_id, phone=phone, email=email, since=state[CREATE_SENT_AT]
+        )
+        if failed is not None:
+            return Sent(failed)
+        if found is not None:
+            state = {
+                "contact_id": contact_id,
+                "kommo_lead_id": found.kommo_lead_id,
+                "kommo_contact_id": found.kommo_contact_id or contact_id,
+            }
+            _save_state(action, **state)
+            _forget_state(action, CREATE_SENT_AT)
+            result = HttpResult(
+                status_code=200,
+                excerpt=f"found in Kommo as {found.kommo_lead_id}, created by an attempt whose "
+                "answer was lost",
+            )
+            return Sent(result, on_done=_lead_created(action, lead, state))
+    _save_state(action, **{CREATE_SENT_AT: time.time()})
+    result = kommo_request(method="POST", path=COMPLEX_PATH, json=[body])
     if not result.ok:
+        if not create_may_have_happened(result):
+            _forget_state(action, CREATE_SENT_AT)
         return Sent(result)
     created = _created(_json(result))
     if created is None:
@@ -238,6 +271,7 @@ def lead_create(action: OutboundAction, lead: Lead) -> Sent:
         "kommo_contact_id": new_contact if isinstance(new_contact, int) else contact_id,
     }
     _save_state(action, **state)
+    _forget_state(action, CREATE_SENT_AT)
     return Sent(result, on_done=_lead_created(action, lead, state))
 
 

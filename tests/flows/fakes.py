@@ -4,6 +4,7 @@
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,8 @@ class KommoState:
     next_note_id: int = 7001
     next_task_id: int = 6001
     leads: dict[int, dict[str, Any]] = field(default_factory=dict)
+    lead_created_at: dict[int, int] = field(default_factory=dict)
+    leads_of_contact: dict[int, list[int]] = field(default_factory=dict)
 
 
 class FakeKommo:
@@ -64,10 +67,32 @@ class FakeKommo:
     def answer(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
         url = urlsplit(path)
         data = json.loads(body) if body else None
+        params = parse_qs(url.query)
+        with_leads = "leads" in params.get("with", [""])[0].split(",")
         if method == "GET" and url.path == "/api/v4/contacts":
-            query = parse_qs(url.query).get("query", [""])[0]
+            query = params.get("query", [""])[0]
             found = [c for c in self.state.contacts if query and query in json.dumps(c)]
+            found = [self._contact(c, with_leads=with_leads) for c in found]
             return (200, {"_embedded": {"contacts": found}}) if found else (204, None)
+        if method == "GET" and url.path.startswith("/api/v4/contacts/"):
+            contact_id = int(url.path.rsplit("/", 1)[-1])
+            for contact in self.state.contacts:
+                if contact["id"] == contact_id:
+                    return 200, self._contact(contact, with_leads=with_leads)
+            return 204, None
+        if method == "GET" and url.path.startswith("/api/v4/leads/") and url.path[14:].isdigit():
+            lead_id = int(url.path.rsplit("/", 1)[-1])
+            if lead_id not in self.state.leads:
+                return 204, None
+            sent = self.state.leads[lead_id]
+            return 200, {
+                "id": lead_id,
+                "name": sent.get("name"),
+                "pipeline_id": sent.get("pipeline_id"),
+                "status_id": sent.get("status_id"),
+                "responsible_user_id": sent.get("responsible_user_id"),
+                "created_at": self.state.lead_created_at[lead_id],
+            }
         if method == "POST" and url.path == "/api/v4/leads/complex":
             out = []
             for lead in data:
@@ -80,6 +105,8 @@ class FakeKommo:
                     self.state.next_contact_id += 1
                     self.state.contacts.append({"id": contact_id, **contacts[0]})
                 self.state.leads[lead_id] = lead
+                self.state.lead_created_at[lead_id] = int(time.time())
+                self.state.leads_of_contact.setdefault(contact_id, []).append(lead_id)
                 out.append(
                     {
                         "id": lead_id,
@@ -114,6 +141,12 @@ class FakeKommo:
                 self.state.next_task_id += 1
             return 200, {"_embedded": {"tasks": tasks}}
         return 404, {"title": "Not Found", "status": 404, "detail": f"{method} {path}"}
+
+    def _contact(self, contact: dict[str, Any], *, with_leads: bool) -> dict[str, Any]:
+        if not with_leads:
+            return contact
+        leads = [{"id": i} for i in self.state.leads_of_contact.get(contact["id"], [])]
+        return {**contact, "_embedded": {"leads": leads}}
 
     def calls(self) -> list[tuple[str, str]]:
         return [(r.method, r.path) for r in self.received]

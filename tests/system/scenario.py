@@ -12,7 +12,8 @@ over with #pausar (customer messages during the pause must get no AI reply) and 
 bookings through the scheduling API, including several clients racing for one slot, and
 appointments close enough that their reminders fire during the run. Senders alternate between
 the machines. Faults on a timeline: a task worker SIGKILLed (and replaced), n8n down then slow,
-Kommo answering 429s then 5xx, Postgres restarted, a scheduler SIGKILLed and two started.
+Kommo answering 429s, then 502s, then creating leads but losing the answer (504), Postgres
+restarted, a scheduler SIGKILLed and two started.
 
 `run(size)` returns a Report: the figures and each pass criterion. bench/system.py prints it;
 tests/system/test_production_day.py asserts it.
@@ -805,7 +806,10 @@ class Day:
     def fault_kommo_5xx(self) -> None:
         self.stack.kommo.mode = "5xx"
         self.recorder.fault("Kommo answers 502")
-        time.sleep(4)
+        time.sleep(2)
+        self.stack.kommo.mode = "lost"
+        self.recorder.fault("Kommo creates leads but answers 504 (the answer is lost)")
+        time.sleep(3)
         self.stack.kommo.mode = "ok"
         self.recorder.fault("Kommo answers normally")
 
@@ -1060,6 +1064,11 @@ class Day:
             ("Kommo max calls in any 1 s", str(max_rate), "≤ 7"),
             ("Kommo answers", json.dumps(dict(sorted(kommo.statuses.items()))), ""),
             ("Kommo 429 for the rate (violations)", str(len(kommo.violations)), "0"),
+            (
+                "Kommo creates whose answer was lost",
+                str(kommo.lost_answers),
+                "each found again, not created twice",
+            ),
             ("hub delivery retries", str(hub_retries), ""),
             ("bookings", json.dumps(Counter(f"{k}: {c}" for k, c in self.booking_results)), ""),
             (

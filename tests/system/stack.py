@@ -179,7 +179,8 @@ class PrivateRedis:
 class LimitedKommo(FakeKommo):
     """The fake Kommo API (tests/flows/fakes.py) with Kommo's limit: more than `limit` requests
     in any `window` seconds are answered 429 and recorded as violations. Modes, set by the
-    scenario: "ok", "429" (every call answered 429, as in a Kommo throttling burst), "5xx"."""
+    scenario: "ok", "429" (every call answered 429, as in a Kommo throttling burst), "5xx", and
+    "lost" (leads are created but the answer is a 504, as from a gateway that timed out)."""
 
     def __init__(self, *, limit: int = 7, window: float = 1.0) -> None:
         super().__init__()
@@ -191,6 +192,7 @@ class LimitedKommo(FakeKommo):
         self.statuses: Counter[int] = Counter()
         self.created_by_request: Counter[str] = Counter()
         self.unknown: list[str] = []
+        self.lost_answers = 0
 
     def answer(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
         now = time.time()
@@ -214,6 +216,9 @@ class LimitedKommo(FakeKommo):
             if method == "POST" and path.startswith("/api/v4/leads/complex") and status == 200:
                 for lead in json.loads(body):
                     self.created_by_request[str(lead.get("request_id"))] += 1
+                if self.mode == "lost":  # created, but the answer never reaches the hub
+                    self.lost_answers += 1
+                    status, answer = 504, {"title": "Gateway Timeout", "status": 504}
         self.statuses[status] += 1
         return status, answer
 
@@ -228,6 +233,7 @@ class LimitedKommo(FakeKommo):
             "statuses": {str(k): v for k, v in self.statuses.items()},
             "created_by_request": dict(self.created_by_request),
             "unknown": self.unknown,
+            "lost_answers": self.lost_answers,
         }
 
 
@@ -238,6 +244,7 @@ class KommoFigures:
     statuses: dict[str, int]
     created_by_request: dict[str, int]
     unknown: list[str]
+    lost_answers: int
 
     def max_per_window(self, window: float = 1.0) -> int:
         """The most requests seen in any `window` seconds (sliding, over arrival times)."""
