@@ -1,13 +1,11 @@
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
+from kommo_hub.admin import ReadOnlyAdmin
 from privacy.models import ErasureLog
 
 
 @admin.register(ErasureLog)
-class ErasureLogAdmin(admin.ModelAdmin):
+class ErasureLogAdmin(ReadOnlyAdmin):
     """The proof of each erasure: read-only, for managers."""
 
     list_display = ["erased_at", "lead_id", "action", "trigger", "reason", "requested_by"]
@@ -24,12 +22,3 @@ class ErasureLogAdmin(admin.ModelAdmin):
         "external",
         "erased_at",
     ]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

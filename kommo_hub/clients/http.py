@@ -1,8 +1,10 @@
 """What every outbound HTTP call returns: status and a short excerpt, or the network error."""
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
@@ -23,6 +25,13 @@ class HttpResult:
     @property
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+    def json(self) -> Any:
+        """The answer parsed as JSON, or None when it is not JSON."""
+        try:
+            return json.loads(self.body or self.excerpt)
+        except ValueError:
+            return None
 
 
 def retry_after_seconds(value: str) -> float | None:

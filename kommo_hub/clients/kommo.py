@@ -11,6 +11,9 @@ from kommo_hub.clients.ratelimit import RateLimited, acquire, limiter_for
 
 logger = logging.getLogger("kommo_hub.kommo")
 
+# Kommo API v4 resources read by more than one caller (../shared/reference/kommo.md §3).
+CONTACTS_PATH = "/api/v4/contacts"
+
 
 def kommo_base_url() -> str:
     if settings.KOMMO_BASE_URL:

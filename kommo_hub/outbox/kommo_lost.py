@@ -10,15 +10,13 @@ lead created since the mark with the same name and pipeline. It needs a phone, a
 known contact to look; without one it sends again.
 """
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 from kommo_hub.clients.http import HttpResult
-from kommo_hub.clients.kommo import kommo_request
+from kommo_hub.clients.kommo import CONTACTS_PATH, kommo_request
 
-CONTACTS_PATH = "/api/v4/contacts"
 LEADS_PATH = "/api/v4/leads"
 # Kommo's clock and ours may disagree: a lead stamped this much before the mark still counts.
 CLOCK_SKEW_SECONDS = 300
@@ -64,7 +62,7 @@ def lead_created_find(
             continue
         if not result.ok:
             return None, result
-        if _same_lead(_json(result), body=body, since=since):
+        if _same_lead(result.json(), body=body, since=since):
             return Found(kommo_lead_id=lead_id, kommo_contact_id=owners[lead_id]), None
     return None, None
 
@@ -80,7 +78,7 @@ def _contacts_with_leads(
             return [], None
         if not result.ok:
             return None, result
-        contact = _json(result)
+        contact = result.json()
         return ([contact] if isinstance(contact, dict) and _is_id(contact.get("id")) else []), None
     queries = [q for q in (phone.lstrip("+"), email) if q]
     if not queries:
@@ -93,7 +91,7 @@ def _contacts_with_leads(
             continue
         if not result.ok:
             return None, result
-        page = _json(result)
+        page = result.json()
         contacts = (page.get("_embedded") or {}).get("contacts") if isinstance(page, dict) else []
         found += [c for c in contacts or [] if isinstance(c, dict) and _is_id(c.get("id"))]
     return found, None
@@ -113,10 +111,3 @@ def _same_lead(lead: Any, *, body: dict[str, Any], since: float) -> bool:
 
 def _is_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _json(result: HttpResult) -> Any:
-    try:
-        return json.loads(result.body or "null")
-    except ValueError:
-        return None

@@ -8,7 +8,6 @@ first failure), plus what to record in the database. `on_done` runs inside deliv
 transaction, so the results and the DONE status commit together.
 """
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from kommo_hub.clients.http import HttpResult
-from kommo_hub.clients.kommo import kommo_request
+from kommo_hub.clients.kommo import CONTACTS_PATH, kommo_request
 from kommo_hub.crm.services import lead_attach_kommo_id
 from kommo_hub.intake.normalize import normalize_phone
 from kommo_hub.models import ActionStatus, Lead, LeadNote, OutboundAction
@@ -33,7 +32,6 @@ from kommo_hub.outbox.services import (
 logger = logging.getLogger("kommo_hub.outbox")
 
 LEAD_NOT_IN_KOMMO = "waiting for the lead to exist in Kommo"
-CONTACTS_PATH = "/api/v4/contacts"
 COMPLEX_PATH = "/api/v4/leads/complex"
 NOTES_PATH = "/api/v4/leads/notes"
 TASKS_PATH = "/api/v4/tasks"
@@ -82,13 +80,6 @@ def _unreadable(result: HttpResult, what: str) -> Sent:
         HttpResult(status_code=result.status_code, excerpt=result.excerpt, error=error),
         failure="retry",
     )
-
-
-def _json(result: HttpResult) -> Any:
-    try:
-        return json.loads(result.body or result.excerpt)
-    except ValueError:
-        return None
 
 
 def _save_state(action: OutboundAction, **values: Any) -> None:
@@ -155,7 +146,7 @@ def _contact_search(lead: Lead) -> tuple[int | None, HttpResult | None]:
             continue
         if not result.ok:
             return None, result
-        body = _json(result)
+        body = result.json()
         if not isinstance(body, dict):
             error = f"Kommo answered {result.status_code} to the contact search with no JSON"
             return None, HttpResult(
@@ -261,7 +252,7 @@ def lead_create(action: OutboundAction, lead: Lead) -> Sent:
         if not create_may_have_happened(result):
             _forget_state(action, CREATE_SENT_AT)
         return Sent(result)
-    created = _created(_json(result))
+    created = _created(result.json())
     if created is None:
         return _unreadable(result, "the created lead")
     new_contact = created.get("contact_id")
@@ -343,7 +334,7 @@ def note_add(action: OutboundAction, lead: Lead) -> Sent:
     result = kommo_request(method="POST", path=NOTES_PATH, json=[note])
     if not result.ok:
         return Sent(result)
-    body = _json(result)
+    body = result.json()
     notes = (body.get("_embedded") or {}).get("notes") if isinstance(body, dict) else None
     first = notes[0] if isinstance(notes, list) and notes else None
     note_id = first.get("id") if isinstance(first, dict) else None
