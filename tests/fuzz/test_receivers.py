@@ -14,14 +14,13 @@ import json
 from typing import Any
 
 import pytest
-from django.apps import apps
 from django.test import Client, override_settings
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from hypothesis import event, given
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
-from kommo_hub.models import InboundEvent, InboundRequest, OutboundAction
+from kommo_hub.models import InboundEvent, InboundRequest, N8nClaim, OutboundAction
 from tests.factories import LeadFactory, OutboundActionFactory
 from tests.intake.wire import RECEIVER_URLS
 from tests.outbox.support import committed
@@ -40,14 +39,7 @@ EXAMPLES = 50
 ACTION_KEY = "lead:1:reply:fuzz"
 
 
-def _claim_url() -> str | None:
-    try:
-        return reverse("webhook-n8n-claim", args=["n8n-callback-test-secret"])
-    except NoReverseMatch:  # not in this version of the hub
-        return None
-
-
-CLAIM_URL = _claim_url()
+CLAIM_URL = reverse("webhook-n8n-claim", args=["n8n-callback-test-secret"])
 
 
 def _json(name: str, value: Any) -> tuple[str, bytes]:
@@ -90,18 +82,15 @@ RECEIVERS: dict[str, tuple[str, dict[str, bytes]]] = {
     "forms": (RECEIVER_URLS["forms"], fixtures("forms")),
     "n8n": (RECEIVER_URLS["n8n"], N8N_BODIES),
     "supabase": (RECEIVER_URLS["supabase"], supabase_webhooks()),
+    "n8n-claim": (CLAIM_URL, CLAIM_BODIES),
 }
-if CLAIM_URL:
-    RECEIVERS["n8n-claim"] = (CLAIM_URL, CLAIM_BODIES)
 
 # The claim answers synchronously: 404 for a key the hub never sent.
 ANSWERS = {name: {200, 400, 403, 413} for name in RECEIVERS} | {"n8n-claim": {200, 400, 404, 413}}
 
 
 def _counts() -> dict[str, int]:
-    counted = [InboundRequest, InboundEvent, OutboundAction]
-    if apps.all_models["kommo_hub"].get("n8nclaim"):
-        counted.append(apps.get_model("kommo_hub", "N8nClaim"))
+    counted = [InboundRequest, InboundEvent, OutboundAction, N8nClaim]
     return {model.__name__: model.objects.count() for model in counted}
 
 
@@ -202,17 +191,14 @@ def test_every_fixture_unbroken_is_accepted(sent_action: None) -> None:
         for name, body in bodies.items():
             response = _post(url, body, content_type_of(name), {})
             answers[name] = response.status_code
-    unknown = {"claim/unknown.json": 404} if CLAIM_URL else {}
-    assert answers == dict.fromkeys(answers, 200) | unknown
+    assert answers == dict.fromkeys(answers, 200) | {"claim/unknown.json": 404}
 
 
 @pytest.mark.django_db
-@pytest.mark.skipif(CLAIM_URL is None, reason="no claim endpoint in this version of the hub")
 def test_the_claim_endpoint_takes_arbitrary_bytes_and_json_without_a_500(
     sent_action: None,
 ) -> None:
     """The other receivers get arbitrary bodies in tests/intake/test_properties.py."""
-    assert CLAIM_URL is not None
     bodies = st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode())
 
     @fuzz_settings(EXAMPLES)
