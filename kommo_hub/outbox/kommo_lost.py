@@ -1,4 +1,4 @@
-"""A lead create whose answer was lost: find the lead Kommo may have created before sending again.
+"""A create whose answer was lost: find what Kommo may have created before sending it again.
 
 `POST /api/v4/leads/complex` is not idempotent (Kommo's duplicate control only runs for
 integrations with an uploaded widget, ../shared/reference/kommo.md §3.2), so a create that timed
@@ -7,7 +7,8 @@ second one. lead_create marks the action before it sends and clears the mark whe
 says nothing was created. A retry that finds the mark first reads the person's contacts with
 their leads (`GET /api/v4/contacts?query=…&with=leads`, or the known contact by id) and adopts a
 lead created since the mark with the same name and pipeline. It needs a phone, an e-mail or a
-known contact to look; without one it sends again.
+known contact to look; without one it sends again. Notes (`POST /api/v4/leads/notes`) are looked
+for the same way among the lead's newest common notes, by their text.
 """
 
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ LEADS_PATH = "/api/v4/leads"
 CLOCK_SKEW_SECONDS = 300
 # Only the newest leads of the person are read: the one the lost create made is among them.
 LEADS_READ_AT_MOST = 5
+NOTES_READ_AT_MOST = 50
 # Errors raised before the request left the hub: Kommo cannot have created anything.
 _NOT_SENT = ("ConnectError", "ConnectTimeout", "PoolTimeout", "local rate limit")
 
@@ -111,3 +113,30 @@ def _same_lead(lead: Any, *, body: dict[str, Any], since: float) -> bool:
 
 def _is_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def note_created_find(
+    *, kommo_lead_id: int, text: str, since: float
+) -> tuple[int | None, HttpResult | None]:
+    """(the id of the note a lost POST made, None), (None, None) when there is none, or (None,
+    the failed result) while Kommo cannot be read. A lookup Kommo refuses as a bad request says
+    nothing was found: a note twice is better than a note never written."""
+    query = urlencode(
+        {"filter[note_type]": "common", "order[id]": "desc", "limit": NOTES_READ_AT_MOST}
+    )
+    result = kommo_request(method="GET", path=f"{LEADS_PATH}/{kommo_lead_id}/notes?{query}")
+    if result.status_code in (204, 400, 404, 422):
+        return None, None
+    if not result.ok:
+        return None, result
+    page = result.json()
+    notes = (page.get("_embedded") or {}).get("notes") if isinstance(page, dict) else None
+    for note in notes or []:
+        if not isinstance(note, dict) or not _is_id(note.get("id")):
+            continue
+        created_at = note.get("created_at")
+        if not isinstance(created_at, int | float) or created_at < since - CLOCK_SKEW_SECONDS:
+            continue
+        if (note.get("params") or {}).get("text") == text:
+            return int(note["id"]), None
+    return None, None

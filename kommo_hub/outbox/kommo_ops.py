@@ -20,7 +20,11 @@ from kommo_hub.clients.kommo import CONTACTS_PATH, kommo_request
 from kommo_hub.crm.services import lead_attach_kommo_id
 from kommo_hub.intake.normalize import normalize_phone
 from kommo_hub.models import ActionStatus, Lead, LeadNote, OutboundAction
-from kommo_hub.outbox.kommo_lost import create_may_have_happened, lead_created_find
+from kommo_hub.outbox.kommo_lost import (
+    create_may_have_happened,
+    lead_created_find,
+    note_created_find,
+)
 from kommo_hub.outbox.services import (
     LEAD_CREATE,
     LEAD_UPDATE,
@@ -35,7 +39,8 @@ LEAD_NOT_IN_KOMMO = "waiting for the lead to exist in Kommo"
 COMPLEX_PATH = "/api/v4/leads/complex"
 NOTES_PATH = "/api/v4/leads/notes"
 TASKS_PATH = "/api/v4/tasks"
-# On a lead_create's state while a create may have reached Kommo unanswered (kommo_lost.py).
+# On a lead_create's or note_add's state while its POST may have reached Kommo unanswered
+# (kommo_lost.py).
 CREATE_SENT_AT = "create_sent_at"
 # Lead fields a write may set, and the hub's mirror of each.
 MIRRORED = {
@@ -325,20 +330,40 @@ def note_add(action: OutboundAction, lead: Lead) -> Sent:
         return Sent(HttpResult(status_code=None), hold=LEAD_NOT_IN_KOMMO)
     kommo_lead_id = lead.kommo_lead_id
     text = str(action.payload.get("text") or "")
+    since = (action.payload.get("state") or {}).get(CREATE_SENT_AT)
+    if since is not None:  # an earlier POST's answer was lost
+        found, failed = note_created_find(kommo_lead_id=kommo_lead_id, text=text, since=since)
+        if failed is not None:
+            return Sent(failed)
+        if found is not None:
+            _forget_state(action, CREATE_SENT_AT)
+            result = HttpResult(
+                status_code=200,
+                excerpt=f"found in Kommo as note {found}, written by an attempt whose answer "
+                "was lost",
+            )
+            return Sent(result, on_done=_note_recorded(lead, kommo_lead_id, text, found))
     note = {
         "entity_id": kommo_lead_id,
         "note_type": "common",
         "params": {"text": text},
         "request_id": action.idempotency_key,
     }
+    _save_state(action, **{CREATE_SENT_AT: time.time()})
     result = kommo_request(method="POST", path=NOTES_PATH, json=[note])
     if not result.ok:
+        if not create_may_have_happened(result):
+            _forget_state(action, CREATE_SENT_AT)
         return Sent(result)
+    _forget_state(action, CREATE_SENT_AT)
     body = result.json()
     notes = (body.get("_embedded") or {}).get("notes") if isinstance(body, dict) else None
     first = notes[0] if isinstance(notes, list) and notes else None
     note_id = first.get("id") if isinstance(first, dict) else None
+    return Sent(result, on_done=_note_recorded(lead, kommo_lead_id, text, note_id))
 
+
+def _note_recorded(lead: Lead, kommo_lead_id: int, text: str, note_id: Any) -> Callable[[], None]:
     def record() -> None:
         # Known by its Kommo id, the note's own webhook echo is not recorded twice.
         if isinstance(note_id, int):
@@ -352,7 +377,7 @@ def note_add(action: OutboundAction, lead: Lead) -> Sent:
                 },
             )
 
-    return Sent(result, on_done=record)
+    return record
 
 
 def task_add(action: OutboundAction, lead: Lead) -> Sent:

@@ -26,6 +26,7 @@ class KommoState:
     leads: dict[int, dict[str, Any]] = field(default_factory=dict)
     lead_created_at: dict[int, int] = field(default_factory=dict)
     leads_of_contact: dict[int, list[int]] = field(default_factory=dict)
+    notes: list[dict[str, Any]] = field(default_factory=list)
 
 
 class FakeKommo:
@@ -80,6 +81,14 @@ class FakeKommo:
                 if contact["id"] == contact_id:
                     return 200, self._contact(contact, with_leads=with_leads)
             return 204, None
+        if (
+            method == "GET"
+            and url.path.startswith("/api/v4/leads/")
+            and url.path.endswith("/notes")
+        ):
+            lead_id = int(url.path.split("/")[4])
+            found = [n for n in reversed(self.state.notes) if n["entity_id"] == lead_id]
+            return (200, {"_embedded": {"notes": found}}) if found else (204, None)
         if method == "GET" and url.path.startswith("/api/v4/leads/") and url.path[14:].isdigit():
             lead_id = int(url.path.rsplit("/", 1)[-1])
             if lead_id not in self.state.leads:
@@ -128,6 +137,15 @@ class FakeKommo:
                         "id": self.state.next_note_id,
                         "entity_id": note["entity_id"],
                         "request_id": note.get("request_id", "0"),
+                    }
+                )
+                self.state.notes.append(
+                    {
+                        "id": self.state.next_note_id,
+                        "entity_id": note["entity_id"],
+                        "created_at": int(time.time()),
+                        "note_type": note.get("note_type"),
+                        "params": note.get("params") or {},
                     }
                 )
                 self.state.next_note_id += 1

@@ -1,6 +1,6 @@
-"""A lead create whose answer was lost (a timeout, a gateway error) is looked for in Kommo before
-it is sent again, so a lead is never created twice (kommo_hub/outbox/kommo_lost.py). Kommo is
-answered at the HTTP boundary only, in its documented formats."""
+"""A lead create or a note whose answer was lost (a timeout, a gateway error) is looked for in
+Kommo before it is sent again, so neither is created twice (kommo_hub/outbox/kommo_lost.py).
+Kommo is answered at the HTTP boundary only, in its documented formats."""
 
 import json
 import time
@@ -10,9 +10,10 @@ import httpx
 import pytest
 import respx
 
-from kommo_hub.models import ActionStatus, Lead
+from kommo_hub.models import ActionStatus, Lead, LeadNote
 from kommo_hub.outbox.kommo_ops import CREATE_SENT_AT
-from tests.outbox.support import KOMMO_API
+from kommo_hub.outbox.services import kommo_note_add
+from tests.outbox.support import KOMMO_API, committed
 from tests.outbox.test_kommo_operations import (
     COMPLEX,
     CONTACTS,
@@ -228,3 +229,104 @@ def test_a_lead_with_nothing_to_look_by_is_sent_again(http_mock: respx.MockRoute
     assert create.call_count == 2
     assert [m for m, *_ in sent(http_mock.calls)] == ["POST", "POST"]
     assert action.status == ActionStatus.DONE
+
+
+# --- notes --------------------------------------------------------------------------------------
+
+NOTES = f"{KOMMO_API}/api/v4/leads/notes"
+LEAD_NOTES = f"{KOMMO_API}/api/v4/leads/{KOMMO_LEAD}/notes"
+TEXT = "Kommo Hub: lead atribuído a Ana."
+
+
+def kommo_note(note_id: int, text: str, *, created_at: float | None = None) -> dict[str, Any]:
+    return {
+        "id": note_id,
+        "entity_id": KOMMO_LEAD,
+        "created_by": 0,
+        "created_at": int(created_at if created_at is not None else time.time()),
+        "note_type": "common",
+        "params": {"text": text},
+    }
+
+
+def note_posted(note_id: int) -> httpx.Response:
+    return httpx.Response(
+        200, json={"_embedded": {"notes": [{"id": note_id, "entity_id": KOMMO_LEAD}]}}
+    )
+
+
+def add_note() -> Any:
+    with committed():
+        action, _ = kommo_note_add(
+            lead=Lead.objects.get(kommo_lead_id=KOMMO_LEAD), text=TEXT, idempotency_key="note:7"
+        )
+    action.refresh_from_db()
+    return action
+
+
+def test_a_note_whose_answer_was_lost_is_found_among_the_leads_notes_and_not_written_twice(
+    http_mock: respx.MockRouter,
+) -> None:
+    make_lead(kommo_lead_id=KOMMO_LEAD)
+    post = http_mock.post(NOTES)
+    post.side_effect = [httpx.ReadTimeout("read"), note_posted(555)]
+    listed = http_mock.get(LEAD_NOTES).respond(
+        200,
+        json={
+            "_embedded": {
+                "notes": [
+                    kommo_note(556, "Outra nota"),
+                    kommo_note(555, TEXT),
+                    kommo_note(401, TEXT, created_at=time.time() - 86400),
+                ]
+            }
+        },
+    )
+
+    action = add_note()
+    assert (action.status, CREATE_SENT_AT in action.payload["state"]) == (ActionStatus.FAILED, True)
+    retry(action)
+
+    assert post.call_count == 1
+    assert dict(listed.calls.last.request.url.params) == {
+        "filter[note_type]": "common",
+        "order[id]": "desc",
+        "limit": "50",
+    }
+    assert action.status == ActionStatus.DONE
+    assert action.last_response == (
+        "found in Kommo as note 555, written by an attempt whose answer was lost"
+    )
+    assert action.payload["state"] == {}
+    assert list(LeadNote.objects.values_list("kommo_note_id", "text")) == [(555, TEXT)]
+
+
+@pytest.mark.parametrize("listing", [httpx.Response(204), httpx.Response(400, json={})])
+def test_a_lost_note_not_found_or_not_listable_is_written_again(
+    http_mock: respx.MockRouter, listing: httpx.Response
+) -> None:
+    make_lead(kommo_lead_id=KOMMO_LEAD)
+    post = http_mock.post(NOTES)
+    post.side_effect = [httpx.Response(502, text="Bad Gateway"), note_posted(557)]
+    http_mock.get(LEAD_NOTES).mock(return_value=listing)
+
+    action = add_note()
+    retry(action)
+
+    assert post.call_count == 2
+    assert action.status == ActionStatus.DONE
+    assert list(LeadNote.objects.values_list("kommo_note_id", flat=True)) == [557]
+
+
+def test_a_lost_note_waits_while_kommo_cannot_list_the_notes(http_mock: respx.MockRouter) -> None:
+    make_lead(kommo_lead_id=KOMMO_LEAD)
+    post = http_mock.post(NOTES)
+    post.side_effect = [httpx.Response(504), note_posted(558)]
+    http_mock.get(LEAD_NOTES).respond(503, text="Service Unavailable")
+
+    action = add_note()
+    retry(action)
+
+    assert post.call_count == 1
+    assert (action.status, action.last_status_code) == (ActionStatus.FAILED, 503)
+    assert not LeadNote.objects.exists()

@@ -12,7 +12,7 @@ over with #pausar (customer messages during the pause must get no AI reply) and 
 bookings through the scheduling API, including several clients racing for one slot, and
 appointments close enough that their reminders fire during the run. Senders alternate between
 the machines. Faults on a timeline: a task worker SIGKILLed (and replaced), n8n down then slow,
-Kommo answering 429s, then 502s, then creating leads but losing the answer (504), Postgres
+Kommo answering 429s, then 502s, then creating leads and notes but losing the answer (504), Postgres
 restarted, a scheduler SIGKILLed and two started.
 
 `run(size)` returns a Report: the figures and each pass criterion. bench/system.py prints it;
@@ -808,7 +808,7 @@ class Day:
         self.recorder.fault("Kommo answers 502")
         time.sleep(2)
         self.stack.kommo.mode = "lost"
-        self.recorder.fault("Kommo creates leads but answers 504 (the answer is lost)")
+        self.recorder.fault("Kommo creates leads and notes but answers 504 (the answer is lost)")
         time.sleep(3)
         self.stack.kommo.mode = "ok"
         self.recorder.fault("Kommo answers normally")
@@ -1152,7 +1152,7 @@ class Day:
                 f"max {max_rate} in any 1 s, {len(kommo.violations)} over the limit {over}",
             ),
             Criterion(
-                "no Kommo lead created twice",
+                "no Kommo lead or note created twice",
                 not kommo_created_twice and not kommo.unknown,
                 f"{kommo_created_twice[:5]}; unknown calls {kommo.unknown[:5]}",
             ),

@@ -180,7 +180,8 @@ class LimitedKommo(FakeKommo):
     """The fake Kommo API (tests/flows/fakes.py) with Kommo's limit: more than `limit` requests
     in any `window` seconds are answered 429 and recorded as violations. Modes, set by the
     scenario: "ok", "429" (every call answered 429, as in a Kommo throttling burst), "5xx", and
-    "lost" (leads are created but the answer is a 504, as from a gateway that timed out)."""
+    "lost" (leads and notes are created but the answer is a 504, as from a gateway that timed
+    out)."""
 
     def __init__(self, *, limit: int = 7, window: float = 1.0) -> None:
         super().__init__()
@@ -213,9 +214,10 @@ class LimitedKommo(FakeKommo):
             status, answer = super().answer(method, path, body)
             if status == 404:
                 self.unknown.append(f"{method} {path}")
-            if method == "POST" and path.startswith("/api/v4/leads/complex") and status == 200:
-                for lead in json.loads(body):
-                    self.created_by_request[str(lead.get("request_id"))] += 1
+            creates = ("/api/v4/leads/complex", "/api/v4/leads/notes")
+            if method == "POST" and path.startswith(creates) and status == 200:
+                for item in json.loads(body):
+                    self.created_by_request[str(item.get("request_id"))] += 1
                 if self.mode == "lost":  # created, but the answer never reaches the hub
                     self.lost_answers += 1
                     status, answer = 504, {"title": "Gateway Timeout", "status": 504}
