@@ -55,7 +55,8 @@ def redact_data(value: Any) -> tuple[Any, bool]:
         changed = False
         out: dict[Any, Any] = {}
         for key, item in value.items():
-            if isinstance(key, str) and SECRET_NAME.search(key) and item not in ("", None):
+            # An empty value hides nothing: kept, so the body is stored as it came.
+            if isinstance(key, str) and SECRET_NAME.search(key) and item not in ("", None, [], {}):
                 out[key] = REDACTED
                 changed = True
             else:
